@@ -1,0 +1,11 @@
+"""minilm's tokenizers, written out by hand: character-level, byte-level BPE (GPT-2), WordPiece (BERT)
+and SentencePiece, behind one interface (tokenizer/base.py). See docs/tokenizers.md."""
+
+from .base import Tokenizer, TokenizerFileError
+from .char import CharTokenizer
+from .factory import TOKENIZER_KINDS, build_tokenizer, load_tokenizer
+
+__all__ = [
+    "Tokenizer", "TokenizerFileError", "CharTokenizer",
+    "TOKENIZER_KINDS", "build_tokenizer", "load_tokenizer",
+]
