@@ -1,0 +1,126 @@
+"""Multi-head self-attention, written out step by step (docs/attention.md has the math).
+
+    scores = q · kᵀ / √head_dim        every query against every key
+    scores[masked] = -large           the causal mask (GPT) and the padding mask (both models)
+    probs  = softmax(scores)          each query's weights over the keys sum to 1
+    out    = probs · v                a weighted sum of the values
+
+GPT and BERT use this same module; GPT passes causal=True.
+"""
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, one entry per layer, for incremental decoding.
+
+    Without a cache, generating token t+1 recomputes k and v for all t previous tokens; with it,
+    each step computes k, v for the new token only and attends over the stored ones.
+    """
+
+    def __init__(self, n_layer: int):
+        self.keys: list[torch.Tensor | None] = [None] * n_layer  # each (B, n_head, T_past, head_dim)
+        self.values: list[torch.Tensor | None] = [None] * n_layer
+
+    @property
+    def seq_len(self) -> int:
+        """How many positions are stored: the next token's position index."""
+        return 0 if self.keys[0] is None else self.keys[0].size(2)
+
+    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's k, v (B, n_head, T, head_dim) and return all keys and values so far."""
+        if self.keys[layer] is not None:
+            k = torch.cat([self.keys[layer], k], dim=2)
+            v = torch.cat([self.values[layer], v], dim=2)
+        self.keys[layer], self.values[layer] = k, v
+        return k, v
+
+
+def build_attention_mask(
+    n_query: int, n_key: int, causal: bool, padding_mask: torch.Tensor | None, device
+) -> torch.Tensor | None:
+    """Which keys each query may attend to: bool (B or 1, 1, n_query, n_key), True = allowed; None = all.
+
+    The queries are the last n_query of the n_key positions (earlier ones come from a KV cache), so
+    with the causal mask query i, at absolute position n_key - n_query + i, sees keys 0 ... that position.
+    padding_mask is (B, n_key) with 1/True for real tokens and 0/False for padding.
+    """
+    allowed = None
+    if causal:
+        past = n_key - n_query
+        allowed = torch.ones(n_query, n_key, dtype=torch.bool, device=device).tril(diagonal=past)
+        allowed = allowed[None, None]  # (1, 1, n_query, n_key)
+    if padding_mask is not None:
+        if padding_mask.shape[-1] != n_key:
+            raise ValueError(f"attention_mask covers {padding_mask.shape[-1]} positions but there are "
+                             f"{n_key} keys (cached + new); pass a mask for every position")
+        keys_allowed = padding_mask.bool()[:, None, None, :]  # (B, 1, 1, n_key)
+        allowed = keys_allowed if allowed is None else allowed & keys_allowed
+    return allowed
+
+
+class MultiHeadAttention(nn.Module):
+    def __init__(self, n_embd: int, n_head: int, attn_dropout: float, resid_dropout: float,
+                 causal: bool, attn_impl: str = "manual"):
+        super().__init__()
+        self.n_head = n_head
+        self.head_dim = n_embd // n_head
+        self.causal = causal
+        self.attn_impl = attn_impl
+        self.q_proj = nn.Linear(n_embd, n_embd)
+        self.k_proj = nn.Linear(n_embd, n_embd)
+        self.v_proj = nn.Linear(n_embd, n_embd)
+        self.out_proj = nn.Linear(n_embd, n_embd)
+        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.resid_dropout = nn.Dropout(resid_dropout)
+
+    def forward(self, x, padding_mask=None, kv_cache: KVCache | None = None, layer: int = 0,
+                return_attn: bool = False):
+        """x: (B, T, C). Returns (B, T, C), and the attention probabilities (B, n_head, T, T_k) if asked."""
+        B, T, C = x.shape
+        q = self._split_heads(self.q_proj(x))  # (B, n_head, T, head_dim)
+        k = self._split_heads(self.k_proj(x))
+        v = self._split_heads(self.v_proj(x))
+        if kv_cache is not None:
+            k, v = kv_cache.update(layer, k, v)  # (B, n_head, T_past + T, head_dim)
+        allowed = build_attention_mask(T, k.size(2), self.causal, padding_mask, x.device)
+
+        if self.attn_impl == "sdpa" and not return_attn:
+            y, attn_probs = self._fused_attention(q, k, v, allowed), None
+        else:
+            y, attn_probs = self._manual_attention(q, k, v, allowed)
+
+        y = y.transpose(1, 2).reshape(B, T, C)  # put the heads side by side again: (B, T, C)
+        y = self.resid_dropout(self.out_proj(y))
+        return (y, attn_probs) if return_attn else y
+
+    def _split_heads(self, t):
+        B, T, C = t.shape
+        return t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
+
+    def _manual_attention(self, q, k, v, allowed):
+        attn_scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, n_head, T, T_k)
+        if allowed is not None:
+            # The most negative finite number rather than -inf, so that a row with every key masked
+            # (a padding query under the causal mask) gives no NaN.
+            attn_scores = attn_scores.masked_fill(~allowed, torch.finfo(attn_scores.dtype).min)
+        attn_probs = F.softmax(attn_scores, dim=-1)  # each row sums to 1 over the keys
+        if allowed is not None:
+            # Masked keys get exactly zero weight, and a query with no allowed key outputs zeros
+            # (what the fused kernel does too).
+            attn_probs = attn_probs.masked_fill(~allowed, 0.0)
+        y = self.attn_dropout(attn_probs) @ v  # (B, n_head, T, head_dim)
+        return y, attn_probs
+
+    def _fused_attention(self, q, k, v, allowed):
+        dropout_p = self.attn_dropout.p if self.training else 0.0
+        if allowed is None:
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        if self.causal and allowed.size(0) == 1 and q.size(2) == k.size(2):
+            # Plain causal attention: let the kernel build the mask (it can skip masked blocks).
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)

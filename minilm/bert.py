@@ -1,0 +1,120 @@
+"""BERT: word + position + token-type embeddings, a stack of post-LN bidirectional blocks, a tanh
+pooler; and BertForPreTraining, which adds the masked-LM and next-sentence heads."""
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from .blocks import Block, init_weights
+from .config import BertConfig
+from .losses import IGNORE_INDEX, mlm_loss, nsp_loss
+
+
+class BertEmbeddings(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.word = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position = nn.Embedding(config.block_size, config.n_embd)
+        self.token_type = nn.Embedding(config.type_vocab_size, config.n_embd)  # segment A or B
+        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids, token_type_ids):  # (B, T) ids -> (B, T, C)
+        T = input_ids.size(1)
+        positions = torch.arange(T, device=input_ids.device)[None]  # (1, T)
+        x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)
+        return self.dropout(self.ln(x))
+
+
+class Bert(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = BertEmbeddings(config)
+        self.blocks = nn.ModuleList(Block(config, causal=False, pre_ln=False) for _ in range(config.n_layer))
+        self.pooler = nn.Linear(config.n_embd, config.n_embd)  # reads the [CLS] position
+        self.apply(lambda module: init_weights(module, config.init_std))
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+        """input_ids (B, T); token_type_ids (B, T), 0 for segment A and 1 for B (default all 0);
+        attention_mask (B, T), 1 for real tokens and 0 for padding.
+        Returns hidden states (B, T, C) and the pooled [CLS] vector (B, C)."""
+        B, T = input_ids.shape
+        if T > self.config.block_size:
+            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}; "
+                             "truncate the input")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        for block in self.blocks:
+            x = block(x, attention_mask)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C)
+        return x, pooled
+
+    @torch.no_grad()
+    def attention_maps(self, input_ids, token_type_ids=None, attention_mask=None):
+        """The attention probabilities of every layer, for visualisation: n_layer x (B, n_head, T, T)."""
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        x = self.embeddings(input_ids, token_type_ids)
+        maps = []
+        for block in self.blocks:
+            x, attn_probs = block(x, attention_mask, return_attn=True)
+            maps.append(attn_probs)
+        return maps
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+class MLMHead(nn.Module):
+    """Predicts the original token at a masked position: dense -> GELU -> LayerNorm -> vocabulary."""
+
+    def __init__(self, config: BertConfig, word_embedding: nn.Embedding):
+        super().__init__()
+        self.dense = nn.Linear(config.n_embd, config.n_embd)
+        self.gelu = nn.GELU(approximate=config.gelu_approximate)
+        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.n_embd, config.vocab_size)
+        self.decoder.weight = word_embedding.weight  # tied to the input word embedding
+
+    def forward(self, hidden):  # (..., C) -> (..., vocab_size)
+        return self.decoder(self.ln(self.gelu(self.dense(hidden))))
+
+
+@dataclass
+class PreTrainingOutput:
+    mlm_logits: torch.Tensor  # (B, T, V), or (N, V) for the N masked positions when mlm_labels are given
+    nsp_logits: torch.Tensor  # (B, 2)
+    loss: torch.Tensor | None = None  # mlm_loss + nsp_loss, or whichever has labels
+    mlm_loss: torch.Tensor | None = None
+    nsp_loss: torch.Tensor | None = None
+
+
+class BertForPreTraining(nn.Module):
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.bert = Bert(config)
+        self.mlm_head = MLMHead(config, self.bert.embeddings.word)
+        self.nsp_head = nn.Linear(config.n_embd, 2)  # 0: B follows A, 1: B is random
+        for head in (self.mlm_head, self.nsp_head):
+            head.apply(lambda module: init_weights(module, config.init_std))
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
+        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
+        if mlm_labels is not None:
+            # Only ~15% of positions carry a label: run the vocabulary-sized head on those alone.
+            hidden = hidden[mlm_labels != IGNORE_INDEX]  # (N, C)
+        out = PreTrainingOutput(mlm_logits=self.mlm_head(hidden), nsp_logits=self.nsp_head(pooled))
+        if mlm_labels is not None:
+            out.mlm_loss = mlm_loss(out.mlm_logits, mlm_labels)
+        if nsp_labels is not None:
+            out.nsp_loss = nsp_loss(out.nsp_logits, nsp_labels)
+        losses = [loss for loss in (out.mlm_loss, out.nsp_loss) if loss is not None]
+        out.loss = sum(losses) if losses else None
+        return out
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,64 @@
+"""The MLP and the Transformer block that GPT and BERT share.
+
+A block is attention then an MLP, each wrapped in a residual connection and a LayerNorm. The two
+models differ only in where the LayerNorm sits (docs/blocks.md):
+
+    pre-LN  (GPT-2):  x = x + attn(ln_attn(x));   x = x + mlp(ln_mlp(x))
+    post-LN (BERT):   x = ln_attn(x + attn(x));   x = ln_mlp(x + mlp(x))
+"""
+
+import torch.nn as nn
+
+from .attention import MultiHeadAttention
+from .config import TransformerConfig
+
+
+class MLP(nn.Module):
+    """Position-wise feed-forward: widen (n_embd -> mlp_width), GELU, narrow back."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.fc_in = nn.Linear(config.n_embd, config.mlp_width)
+        # GPT-2 was trained with GELU's tanh approximation, BERT with the exact erf form.
+        self.gelu = nn.GELU(approximate=config.gelu_approximate)
+        self.fc_out = nn.Linear(config.mlp_width, config.n_embd)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x):  # (B, T, C) -> (B, T, C)
+        return self.dropout(self.fc_out(self.gelu(self.fc_in(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, config: TransformerConfig, causal: bool, pre_ln: bool):
+        super().__init__()
+        self.pre_ln = pre_ln
+        self.attn = MultiHeadAttention(
+            config.n_embd, config.n_head, config.attn_dropout, config.dropout, causal, config.attn_impl
+        )
+        self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.mlp = MLP(config)
+        self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+
+    def forward(self, x, padding_mask=None, kv_cache=None, layer: int = 0, return_attn: bool = False):
+        """x: (B, T, C) -> (B, T, C), plus the attention probabilities if return_attn."""
+        attn_input = self.ln_attn(x) if self.pre_ln else x
+        attn_out = self.attn(attn_input, padding_mask, kv_cache, layer, return_attn)
+        attn_out, attn_probs = attn_out if return_attn else (attn_out, None)
+        if self.pre_ln:
+            x = x + attn_out
+            x = x + self.mlp(self.ln_mlp(x))
+        else:
+            x = self.ln_attn(x + attn_out)
+            x = self.ln_mlp(x + self.mlp(x))
+        return (x, attn_probs) if return_attn else x
+
+
+def init_weights(module: nn.Module, std: float) -> None:
+    """The GPT-2 / BERT initialisation: weights ~ N(0, std), biases 0, LayerNorm the identity."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    if isinstance(module, nn.Linear) and module.bias is not None:
+        nn.init.zeros_(module.bias)
+    if isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)

@@ -1,0 +1,135 @@
+"""Model configurations: one dataclass per model, with named presets and validation.
+
+GPT and BERT are the same Transformer with different choices, so both configs share the fields of
+`TransformerConfig` (sizes, dropout, LayerNorm epsilon, GELU flavour, attention implementation) and
+add only what is theirs. `GPTConfig.preset("gpt2")` gives a named preset; keyword arguments
+override any field: `GPTConfig.preset("small", n_layer=6)`.
+"""
+
+from dataclasses import asdict, dataclass, fields
+from typing import ClassVar
+
+ATTN_IMPLS = ("manual", "sdpa")
+GELU_APPROXIMATIONS = ("tanh", "none")  # torch's names: "tanh" for GPT-2, "none" (exact erf) for BERT
+
+
+@dataclass
+class TransformerConfig:
+    vocab_size: int = 50257
+    block_size: int = 1024  # the longest sequence: how many learned position embeddings there are
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768  # the width of the residual stream, C in the shape comments
+    n_inner: int | None = None  # the MLP's hidden width; None means 4 * n_embd
+    dropout: float = 0.0  # on embeddings and on each sub-layer's output
+    attn_dropout: float = 0.0  # on the attention probabilities
+    layer_norm_eps: float = 1e-5
+    gelu_approximate: str = "tanh"
+    attn_impl: str = "manual"  # "manual": written out, what a reader steps through; "sdpa": fused kernel
+    init_std: float = 0.02
+
+    PRESETS: ClassVar[dict[str, dict]] = {}
+
+    def __post_init__(self):
+        for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
+            _require_positive_int(self, name)
+        if self.n_inner is not None:
+            _require_positive_int(self, "n_inner")
+        if self.n_embd % self.n_head != 0:
+            raise ValueError(
+                f"n_embd ({self.n_embd}) must be divisible by n_head ({self.n_head}): each head gets "
+                f"n_embd / n_head dimensions. Try n_head={_divisors_hint(self.n_embd)}."
+            )
+        for name in ("dropout", "attn_dropout"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"{name} must be in [0, 1), got {value}")
+        if self.layer_norm_eps <= 0:
+            raise ValueError(f"layer_norm_eps must be positive, got {self.layer_norm_eps}")
+        if self.init_std <= 0:
+            raise ValueError(f"init_std must be positive, got {self.init_std}")
+        _require_choice(self, "attn_impl", ATTN_IMPLS)
+        _require_choice(self, "gelu_approximate", GELU_APPROXIMATIONS)
+
+    @property
+    def head_dim(self) -> int:
+        return self.n_embd // self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        return self.n_inner if self.n_inner is not None else 4 * self.n_embd
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """Build a named preset, with any field overridden by keyword."""
+        if name not in cls.PRESETS:
+            raise ValueError(f"unknown {cls.__name__} preset {name!r}; valid presets: {', '.join(cls.PRESETS)}")
+        return cls.from_dict({**cls.PRESETS[name], **overrides})
+
+    @classmethod
+    def from_dict(cls, values: dict):
+        """Build from a plain dict (e.g. a checkpoint's config.json); unknown keys are an error."""
+        valid = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; valid fields: {', '.join(valid)}")
+        return cls(**values)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class GPTConfig(TransformerConfig):
+    """GPT-2: pre-LN blocks, causal attention, tanh GELU, LayerNorm eps 1e-5."""
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # CPU-sized, character-level: trains in a few minutes on 2 cores (vocab_size is set from the data).
+        "small": dict(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
+        "gpt2": dict(vocab_size=50257, block_size=1024, n_layer=12, n_head=12, n_embd=768),
+        "gpt2-medium": dict(vocab_size=50257, block_size=1024, n_layer=24, n_head=16, n_embd=1024),
+    }
+
+
+@dataclass
+class BertConfig(TransformerConfig):
+    """BERT: post-LN blocks, bidirectional attention, exact (erf) GELU, LayerNorm eps 1e-12."""
+
+    vocab_size: int = 30522
+    block_size: int = 512
+    type_vocab_size: int = 2  # segment A / segment B
+    pad_token_id: int = 0
+    dropout: float = 0.1
+    attn_dropout: float = 0.1
+    layer_norm_eps: float = 1e-12
+    gelu_approximate: str = "none"
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # CPU-sized: most learning per CPU second (vocab_size is set by the trained WordPiece vocabulary).
+        "small": dict(vocab_size=4096, block_size=128, n_layer=2, n_head=4, n_embd=128, n_inner=512),
+        "bert-base": dict(vocab_size=30522, block_size=512, n_layer=12, n_head=12, n_embd=768),
+        # The shape of the real all-MiniLM-L6-v2 checkpoint.
+        "minilm-l6": dict(vocab_size=30522, block_size=512, n_layer=6, n_head=12, n_embd=384, n_inner=1536),
+    }
+
+    def __post_init__(self):
+        super().__post_init__()
+        _require_positive_int(self, "type_vocab_size")
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise ValueError(f"pad_token_id ({self.pad_token_id}) must be a valid id below vocab_size ({self.vocab_size})")
+
+
+def _require_positive_int(config, name: str) -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _require_choice(config, name: str, choices: tuple[str, ...]) -> None:
+    value = getattr(config, name)
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _divisors_hint(n: int) -> str:
+    return "/".join(str(d) for d in range(1, min(n, 64) + 1) if n % d == 0)
