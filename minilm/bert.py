@@ -67,6 +67,17 @@ class Bert(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
+    @classmethod
+    def from_pretrained(cls, path):
+        """Load a Hugging Face BERT folder (config.json + model.safetensors or pytorch_model.bin)."""
+        from .hf import load_pretrained
+        return load_pretrained(cls, path)
+
+    def save_pretrained(self, path):
+        """Write a folder that Hugging Face transformers loads."""
+        from .hf import save_pretrained
+        save_pretrained(self, path)
+
 
 class MLMHead(nn.Module):
     """Predicts the original token at a masked position: dense -> GELU -> LayerNorm -> vocabulary."""
@@ -118,3 +129,14 @@ class BertForPreTraining(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Load a Hugging Face BERT folder (config.json + model.safetensors or pytorch_model.bin)."""
+        from .hf import load_pretrained
+        return load_pretrained(cls, path)
+
+    def save_pretrained(self, path):
+        """Write a folder that Hugging Face transformers loads."""
+        from .hf import save_pretrained
+        save_pretrained(self, path)

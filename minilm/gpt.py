@@ -91,3 +91,14 @@ class GPT(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # the tied matrix is counted once
+
+    @classmethod
+    def from_pretrained(cls, path):
+        """Load a Hugging Face GPT-2 folder (config.json + model.safetensors or pytorch_model.bin)."""
+        from .hf import load_pretrained
+        return load_pretrained(cls, path)
+
+    def save_pretrained(self, path):
+        """Write a folder that Hugging Face transformers loads as GPT2LMHeadModel."""
+        from .hf import save_pretrained
+        save_pretrained(self, path)
