@@ -90,7 +90,7 @@ class MultiHeadAttention(nn.Module):
         allowed = build_attention_mask(T, k.size(2), self.causal, padding_mask, x.device)
 
         if self.attn_impl == "sdpa" and not return_attn:
-            y, attn_probs = self._fused_attention(q, k, v, allowed), None
+            y, attn_probs = self._fused_attention(q, k, v, allowed, padding_mask), None
         else:
             y, attn_probs = self._manual_attention(q, k, v, allowed)
 
@@ -116,11 +116,12 @@ class MultiHeadAttention(nn.Module):
         y = self.attn_dropout(attn_probs) @ v  # (B, n_head, T, head_dim)
         return y, attn_probs
 
-    def _fused_attention(self, q, k, v, allowed):
+    def _fused_attention(self, q, k, v, allowed, padding_mask):
         dropout_p = self.attn_dropout.p if self.training else 0.0
         if allowed is None:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-        if self.causal and allowed.size(0) == 1 and q.size(2) == k.size(2):
+        if self.causal and padding_mask is None and q.size(2) == k.size(2):
             # Plain causal attention: let the kernel build the mask (it can skip masked blocks).
+            # (Not when there is a padding mask, even with batch size 1: is_causal would drop it.)
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
