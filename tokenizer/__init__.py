@@ -2,10 +2,11 @@
 and SentencePiece, behind one interface (tokenizer/base.py). See docs/tokenizers.md."""
 
 from .base import Tokenizer, TokenizerFileError
+from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .factory import TOKENIZER_KINDS, build_tokenizer, load_tokenizer
 
 __all__ = [
-    "Tokenizer", "TokenizerFileError", "CharTokenizer",
+    "Tokenizer", "TokenizerFileError", "CharTokenizer", "BPETokenizer",
     "TOKENIZER_KINDS", "build_tokenizer", "load_tokenizer",
 ]

@@ -8,6 +8,7 @@ The training scripts take ``--tokenizer {char,bpe,gpt2,wordpiece,bert-base-uncas
 from pathlib import Path
 
 from .base import Tokenizer, TokenizerFileError, read_config
+from .bpe import BPETokenizer
 from .char import CharTokenizer
 
 TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sentencepiece")
@@ -16,7 +17,7 @@ TRAINABLE_KINDS = ("char", "bpe", "wordpiece", "sentencepiece")
 
 def _classes() -> dict[str, type[Tokenizer]]:
     """The "kind" written in tokenizer.json -> the class that loads it."""
-    classes = [CharTokenizer]
+    classes = [CharTokenizer, BPETokenizer]
     return {cls.kind: cls for cls in classes}
 
 
@@ -31,6 +32,11 @@ def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None =
             raise ValueError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
     if kind == "char":
         return CharTokenizer.train(text)
+    if kind == "bpe":
+        return BPETokenizer.train(text, vocab_size)
+    if kind == "gpt2":
+        from data.assets import fetch
+        return BPETokenizer.from_tiktoken(fetch("gpt2-ranks"))
     raise NotImplementedError(f"tokenizer kind {kind!r} is not written yet")
 
 

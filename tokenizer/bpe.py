@@ -1,0 +1,186 @@
+"""Byte-level BPE, GPT-2 style, written out: pre-tokenise with a regex, then merge byte pairs by rank.
+
+Encoding one piece (a regex match such as " world"):
+    ids = [byte_ids[b] for b in piece.encode("utf-8")]          # start from single bytes
+    repeat: among adjacent pairs (a, b) that are merges, take the one of lowest rank (learned first),
+            replace every occurrence of it, left to right, by its merged id
+    until no adjacent pair is a merge.
+Results are cached per piece: natural text repeats the same few thousand words, so most pieces are a
+dictionary look-up. Decoding concatenates each id's bytes and reads them as UTF-8, with any invalid
+sequence becoming U+FFFD, so decoding never fails.
+
+Special tokens (GPT-2 has one, "<|endoftext|>") are never produced by merges. Text that contains one is
+an explicit choice: ``encode(text, special="raise")`` (the default) refuses it, "allow" turns each
+occurrence into its id, "text" encodes it as ordinary characters.
+"""
+
+import json
+from pathlib import Path
+
+import regex
+
+from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config, write_text_atomic
+from .bpe_train import merge_in_word, train_bpe
+from .byte_level import GPT2_PATTERN, bytes_to_piece, compile_pattern, replace_lone_surrogates
+from .gpt2_files import GPT2_SPECIAL_TOKENS, merges_from_ranks, read_gpt2_files, read_tiktoken_ranks
+
+SPECIAL_MODES = ("raise", "allow", "text")
+MAX_CACHED_PIECES = 200_000  # the per-piece cache is cleared when it grows past this (bounded memory)
+
+
+class BPETokenizer(Tokenizer):
+    kind = "bpe"
+
+    def __init__(self, byte_ids, merges, special_tokens=None, pattern=GPT2_PATTERN):
+        """``byte_ids[b]``: id of byte b. ``merges``: (left_id, right_id, merged_id) in priority order.
+        ``special_tokens``: string -> id, ids not used by any byte or merge."""
+        self.pattern = pattern
+        self.regex = compile_pattern(pattern)
+        self.byte_ids = list(byte_ids)
+        self.merges = [tuple(m) for m in merges]
+        self.special_tokens = dict(special_tokens or {})
+        # (left, right) -> rank and (left, right) -> merged id: the two tables the merge loop reads
+        self.merge_rank = {(a, b): rank for rank, (a, b, _) in enumerate(self.merges)}
+        self.merged_id = {(a, b): new for a, b, new in self.merges}
+        self.id_to_bytes = self._build_id_to_bytes()
+        self.special_regex = compile_pattern("(" + "|".join(map(regex.escape, self.special_tokens)) + ")") \
+            if self.special_tokens else None
+        self.cache: dict[str, list[int]] = {}
+
+    def _build_id_to_bytes(self) -> list[bytes]:
+        """id -> bytes, checking that ids are exactly 0..V-1, each made once, merges built from known ids."""
+        table: dict[int, bytes] = {}
+        for b, token_id in enumerate(self.byte_ids):
+            table[token_id] = bytes([b])
+        if len(table) != 256:
+            raise ValueError("byte_ids must give the 256 bytes 256 distinct ids")
+        for rank, (a, b, new) in enumerate(self.merges):
+            if a not in table or b not in table or new in table:
+                raise ValueError(f"merge {rank} ({a}, {b}) -> {new} uses an unknown id or makes an existing one")
+            table[new] = table[a] + table[b]
+        for special, token_id in self.special_tokens.items():
+            if token_id in table:
+                raise ValueError(f"special token {special!r} has id {token_id}, already used by another token")
+            table[token_id] = special.encode("utf-8")
+        if sorted(table) != list(range(len(table))):
+            raise ValueError(f"token ids must be exactly 0..{len(table) - 1} with no gaps")
+        return [table[i] for i in range(len(table))]
+
+    # ---- constructors -------------------------------------------------------------------------------
+    @classmethod
+    def from_tiktoken(cls, path, special_tokens=None) -> "BPETokenizer":
+        """GPT-2 from ``gpt2.tiktoken`` (``fetch("gpt2-ranks")``): merges recovered from the ranks."""
+        byte_ids, merges = merges_from_ranks(read_tiktoken_ranks(path), where=path)
+        return cls(byte_ids, merges, GPT2_SPECIAL_TOKENS if special_tokens is None else special_tokens)
+
+    @classmethod
+    def from_gpt2_files(cls, encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_TOKENS)) -> "BPETokenizer":
+        """GPT-2's original ``encoder.json`` + ``vocab.bpe`` (or any files in that format)."""
+        byte_ids, merges, specials = read_gpt2_files(encoder_json, vocab_bpe, special_tokens)
+        try:
+            return cls(byte_ids, merges, specials)
+        except ValueError as err:
+            raise TokenizerFileError(f"{encoder_json} / {vocab_bpe}: {err}") from None
+
+    @classmethod
+    def train(cls, text: str, vocab_size: int, special_tokens=("<|endoftext|>",), pattern=GPT2_PATTERN):
+        """Learn merges from ``text`` until the vocabulary has ``vocab_size`` ids (see bpe_train.py)."""
+        byte_ids, merges, specials = train_bpe(text, vocab_size, list(special_tokens), pattern)
+        return cls(byte_ids, merges, specials, pattern)
+
+    # ---- the interface ------------------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return len(self.id_to_bytes)
+
+    @property
+    def special_ids(self) -> dict[str, int]:
+        return dict(self.special_tokens)
+
+    def encode(self, text: str, special: str = "raise") -> list[int]:
+        """Text -> ids. ``special`` says what a special-token string inside ``text`` becomes: "raise"
+        (an error, the default), "allow" (its id) or "text" (ordinary characters)."""
+        if special not in SPECIAL_MODES:
+            raise ValueError(f"special={special!r}; choose one of {SPECIAL_MODES}")
+        text = replace_lone_surrogates(text)
+        if special == "text" or self.special_regex is None:
+            return self.encode_ordinary(text)
+        if special == "raise":
+            found = self.special_regex.search(text)
+            if found:
+                raise ValueError(f"the text contains the special token {found.group()!r}; pass special='allow' "
+                                 "to encode it as its id, or special='text' to encode it as plain characters")
+            return self.encode_ordinary(text)
+        ids: list[int] = []
+        # with a capture group, split returns [text, special, text, special, ..., text]
+        for i, chunk in enumerate(self.special_regex.split(text)):
+            ids.extend([self.special_tokens[chunk]] if i % 2 else self.encode_ordinary(chunk))
+        return ids
+
+    def encode_ordinary(self, text: str) -> list[int]:
+        """Encode with no special-token handling at all."""
+        ids: list[int] = []
+        cache = self.cache
+        if len(cache) > MAX_CACHED_PIECES:
+            cache.clear()
+        for piece in self.regex.findall(text):
+            piece_ids = cache.get(piece)
+            if piece_ids is None:
+                piece_ids = cache[piece] = self.merge_bytes(piece.encode("utf-8"))
+            ids.extend(piece_ids)
+        return ids
+
+    def merge_bytes(self, data: bytes) -> list[int]:
+        """BPE on one pre-tokenised piece: apply the lowest-ranked merge present until none applies."""
+        ids = [self.byte_ids[b] for b in data]
+        rank_of = self.merge_rank
+        while len(ids) > 1:
+            rank, pair = min((rank_of.get(pair, len(rank_of)), pair) for pair in zip(ids, ids[1:]))
+            if rank == len(rank_of):  # no adjacent pair is a merge: done
+                break
+            ids = merge_in_word(ids, pair, self.merged_id[pair])
+        return ids
+
+    def decode(self, ids) -> str:
+        return self.decode_bytes(ids).decode("utf-8", errors="replace")
+
+    def decode_bytes(self, ids) -> bytes:
+        return b"".join([self.id_to_bytes[i] for i in check_ids(ids, self.vocab_size)])
+
+    def id_to_piece(self, token_id: int) -> str:
+        """The token as GPT-2's vocabulary writes it (bytes through the byte<->unicode table, "Ġ" = space)."""
+        data = self.id_to_bytes[token_id]
+        special = data.decode("utf-8", errors="replace")
+        return special if self.special_tokens.get(special) == token_id else bytes_to_piece(data)
+
+    # ---- files --------------------------------------------------------------------------------------
+    def save(self, folder) -> None:
+        """Write GPT-2-format ``vocab.json`` + ``merges.txt`` and a ``tokenizer.json`` naming them."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        vocab = {self.id_to_piece(i): i for i in range(self.vocab_size)}
+        write_text_atomic(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False) + "\n")
+        lines = [f"{self.id_to_piece(a)} {self.id_to_piece(b)}" for a, b, _ in self.merges]
+        write_text_atomic(folder / "merges.txt", "#version: minilm byte-level BPE\n" + "\n".join(lines) + "\n")
+        write_config(folder, {"kind": self.kind, "pattern": self.pattern, "special_tokens": self.special_tokens,
+                              "vocab_file": "vocab.json", "merges_file": "merges.txt"})
+
+    @classmethod
+    def load(cls, folder) -> "BPETokenizer":
+        folder = Path(folder)
+        config = read_config(folder, cls.kind)
+        where = folder / "tokenizer.json"
+        specials = require(config, "special_tokens", dict, where)
+        pattern = require(config, "pattern", str, where)
+        vocab_file = folder / require(config, "vocab_file", str, where)
+        merges_file = folder / require(config, "merges_file", str, where)
+        for path in (vocab_file, merges_file):
+            if not path.is_file():
+                raise TokenizerFileError(f"{path} is missing; {where} names it, save the tokenizer again")
+        byte_ids, merges, found = read_gpt2_files(vocab_file, merges_file, tuple(specials))
+        if found != specials:
+            raise TokenizerFileError(f"{vocab_file}: special tokens {found} differ from {specials} in {where}")
+        try:
+            return cls(byte_ids, merges, specials, pattern)
+        except ValueError as err:
+            raise TokenizerFileError(f"{folder}: {err}; the files are corrupt, save the tokenizer again") from None

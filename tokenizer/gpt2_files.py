@@ -1,0 +1,118 @@
+"""Reading GPT-2's vocabulary from its two published forms.
+
+- ``gpt2.tiktoken`` (what ``fetch("gpt2-ranks")`` gives): one line per token, ``<base64 bytes> <rank>``,
+  50,256 lines. A token's rank is both its id and its merge priority. The merges themselves are not
+  stored, but each can be recovered: BPE is deterministic, so running BPE on a token's own bytes,
+  allowed only the merges of lower rank, must stop at exactly the two parts that merge into it.
+- ``encoder.json`` (token string -> id, strings written through the byte<->unicode table) plus
+  ``vocab.bpe`` (a "#version" line, then one merge per line, "left right", in priority order).
+
+Both readers return the same plain description, ``(byte_ids, merges, special_tokens)``, that
+``BPETokenizer`` is built from: ``byte_ids[b]`` is the id of the single byte ``b``, ``merges`` lists
+``(left_id, right_id, merged_id)`` by priority (first = applied first).
+"""
+
+import base64
+import binascii
+import json
+from pathlib import Path
+
+from .base import TokenizerFileError
+from .byte_level import piece_to_bytes
+
+GPT2_SPECIAL_TOKENS = {"<|endoftext|>": 50256}
+Merges = list[tuple[int, int, int]]
+
+
+def read_tiktoken_ranks(path) -> dict[bytes, int]:
+    """Parse a ``.tiktoken`` file into token bytes -> rank, checking every line."""
+    ranks: dict[bytes, int] = {}
+    with open(path, "rb") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            fields = line.split()
+            try:
+                token, rank = base64.b64decode(fields[0], validate=True), int(fields[1])
+                if len(fields) != 2:
+                    raise ValueError
+            except (ValueError, IndexError, binascii.Error):
+                raise TokenizerFileError(f"{path}, line {line_number}: expected '<base64 token> <rank>', got "
+                                         f"{line[:80]!r}; the ranks file is corrupt") from None
+            if token in ranks:
+                raise TokenizerFileError(f"{path}, line {line_number}: token {token!r} appears twice")
+            ranks[token] = rank
+    if sorted(ranks.values()) != list(range(len(ranks))):
+        raise TokenizerFileError(f"{path}: ranks are not exactly 0..{len(ranks) - 1}; the ranks file is corrupt")
+    return ranks
+
+
+def split_by_lower_ranks(token: bytes, ranks: dict[bytes, int]) -> list[bytes]:
+    """Run BPE on ``token``'s bytes using only merges whose result ranks below ``token`` itself.
+
+    For a token made by a merge this stops at the two parts it was made from."""
+    limit = ranks[token]
+    parts = [bytes([b]) for b in token]
+    while len(parts) > 1:
+        best_rank, best_i = min((ranks.get(parts[i] + parts[i + 1], limit), i) for i in range(len(parts) - 1))
+        if best_rank >= limit:
+            break
+        parts[best_i:best_i + 2] = [parts[best_i] + parts[best_i + 1]]
+    return parts
+
+
+def merges_from_ranks(ranks: dict[bytes, int], where="ranks") -> tuple[list[int], Merges]:
+    """Recover (byte_ids, merges) from tiktoken ranks; merges come out in rank order."""
+    missing = [b for b in range(256) if bytes([b]) not in ranks]
+    if missing:
+        raise TokenizerFileError(f"{where}: single bytes {missing[:5]} have no rank; every byte needs one")
+    byte_ids = [ranks[bytes([b])] for b in range(256)]
+    merges: Merges = []
+    for token, rank in sorted(ranks.items(), key=lambda item: item[1]):
+        if len(token) == 1:
+            continue
+        parts = split_by_lower_ranks(token, ranks)
+        if len(parts) != 2:
+            raise TokenizerFileError(f"{where}: token {token!r} (rank {rank}) cannot be made by merging two "
+                                     "lower-ranked tokens; these are not BPE ranks")
+        merges.append((ranks[parts[0]], ranks[parts[1]], rank))
+    return byte_ids, merges
+
+
+def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_TOKENS)):
+    """Read GPT-2's original encoder.json + vocab.bpe into (byte_ids, merges, special_tokens)."""
+    try:
+        encoder = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise TokenizerFileError(f"{encoder_json} is not valid JSON ({err}); the vocabulary file is corrupt") from None
+    if not isinstance(encoder, dict) or not all(isinstance(i, int) for i in encoder.values()):
+        raise TokenizerFileError(f"{encoder_json} must map token strings to integer ids")
+    specials = {s: encoder[s] for s in special_tokens if s in encoder}
+    id_of_bytes: dict[bytes, int] = {}
+    for piece, token_id in encoder.items():
+        if piece in specials:
+            continue
+        try:
+            id_of_bytes[piece_to_bytes(piece)] = token_id
+        except KeyError:
+            raise TokenizerFileError(f"{encoder_json}: token {piece!r} uses a character outside GPT-2's "
+                                     "byte<->unicode table; the vocabulary file is corrupt") from None
+    missing = [b for b in range(256) if bytes([b]) not in id_of_bytes]
+    if missing:
+        raise TokenizerFileError(f"{encoder_json}: single bytes {missing[:5]} have no id; every byte needs one")
+    byte_ids = [id_of_bytes[bytes([b])] for b in range(256)]
+    merges: Merges = []
+    lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
+    for line_number, line in enumerate(lines, start=1):
+        if line.startswith("#version") or not line.strip():
+            continue
+        fields = line.split(" ")
+        try:
+            if len(fields) != 2:
+                raise KeyError(line)
+            left, right = piece_to_bytes(fields[0]), piece_to_bytes(fields[1])
+            merges.append((id_of_bytes[left], id_of_bytes[right], id_of_bytes[left + right]))
+        except KeyError:
+            raise TokenizerFileError(f"{vocab_bpe}, line {line_number}: {line[:80]!r} is not a merge of two "
+                                     f"tokens whose result is in {Path(encoder_json).name}; the file is corrupt") from None
+    return byte_ids, merges, specials
