@@ -10,6 +10,7 @@ from pathlib import Path
 from .base import Tokenizer, TokenizerFileError, read_config
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .wordpiece import WordPieceTokenizer
 
 TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sentencepiece")
 TRAINABLE_KINDS = ("char", "bpe", "wordpiece", "sentencepiece")
@@ -17,7 +18,7 @@ TRAINABLE_KINDS = ("char", "bpe", "wordpiece", "sentencepiece")
 
 def _classes() -> dict[str, type[Tokenizer]]:
     """The "kind" written in tokenizer.json -> the class that loads it."""
-    classes = [CharTokenizer, BPETokenizer]
+    classes = [CharTokenizer, BPETokenizer, WordPieceTokenizer]
     return {cls.kind: cls for cls in classes}
 
 
@@ -37,6 +38,11 @@ def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None =
     if kind == "gpt2":
         from data.assets import fetch
         return BPETokenizer.from_tiktoken(fetch("gpt2-ranks"))
+    if kind == "wordpiece":
+        return WordPieceTokenizer.train(text, vocab_size)
+    if kind == "bert-base-uncased":
+        from data.assets import fetch
+        return WordPieceTokenizer.from_vocab_file(fetch("bert-uncased-vocab"), lowercase=True)
     raise NotImplementedError(f"tokenizer kind {kind!r} is not written yet")
 
 
