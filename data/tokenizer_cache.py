@@ -6,10 +6,16 @@ import shutil
 
 from data.assets import cache_dir
 from tokenizer import build_tokenizer, load_tokenizer
+from tokenizer.factory import TRAINABLE_KINDS
 
 
 def cached_tokenizer(kind: str, text: str, vocab_size: int | None = None):
-    """build_tokenizer(kind, text, vocab_size), saved under <cache>/tokenizers/ and loaded when it exists."""
+    """build_tokenizer(kind, text, vocab_size), saved under <cache>/tokenizers/ and loaded when it exists.
+
+    The real vocabularies (gpt2, bert-base-uncased) are not trained: they come from the asset cache.
+    """
+    if kind not in TRAINABLE_KINDS:
+        return build_tokenizer(kind)
     key = hashlib.sha256(f"{kind}\0{vocab_size}\0".encode() + text.encode("utf-8")).hexdigest()[:16]
     folder = cache_dir() / "tokenizers" / f"{kind}-{vocab_size}-{key}"
     if (folder / "tokenizer.json").exists():

@@ -1,0 +1,144 @@
+"""Checkpoints: a folder with the weights, the configs and (optionally) the training state.
+
+    ckpt/model.safetensors   the model's weights (safetensors: loading them cannot run code)
+    ckpt/config.json         {"model_class": ..., "model": {...}, "train": {...}, ...}
+    ckpt/train_state.pt      optimizer, grad scaler, RNG states, step, data position; read back with
+                             torch.load(weights_only=True), which refuses anything but tensors and
+                             plain containers
+
+A checkpoint is written to `ckpt.tmp` first and then swapped in with renames, so a crash part-way
+leaves the previous checkpoint readable (as `ckpt`, or as `ckpt.old` for the instant between the
+two renames, which `resolve_checkpoint` also accepts).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TRAIN_STATE = "train_state.pt"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete or corrupt."""
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The plain model inside DDP (`.module`) and torch.compile (`._orig_mod`) wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        else:
+            return model
+
+
+def model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The weights to save: wrapper prefixes never reach the file, and a tied matrix is stored once."""
+    state, seen = {}, set()
+    for name, tensor in unwrap_model(model).state_dict().items():
+        if tensor.data_ptr() in seen:  # e.g. GPT's lm_head.weight is wte.weight
+            continue
+        seen.add(tensor.data_ptr())
+        state[name] = tensor.detach().contiguous().cpu()
+    return state
+
+
+def save_checkpoint(folder, model, config: dict, train_state: dict | None = None, write_extra=None) -> Path:
+    """Write model weights, config and training state to `folder`, atomically.
+
+    write_extra(tmp_folder), if given, adds files (e.g. the tokenizer) before the swap.
+    """
+    folder = Path(folder)
+    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    save_file(model_state_dict(model), tmp / WEIGHTS)
+    (tmp / CONFIG).write_text(json.dumps(config, indent=2))
+    if train_state is not None:
+        torch.save(train_state, tmp / TRAIN_STATE)
+    if write_extra is not None:
+        write_extra(tmp)
+    _fsync_folder(tmp)
+    if folder.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(folder, old)
+    os.replace(tmp, folder)
+    shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def resolve_checkpoint(folder) -> Path:
+    """The folder to read: `folder`, or `folder.old` if a swap was interrupted between its renames."""
+    folder = Path(folder)
+    if (folder / CONFIG).exists():
+        return folder
+    old = folder.with_name(folder.name + ".old")
+    if (old / CONFIG).exists():
+        return old
+    raise CheckpointError(f"no checkpoint at {folder} (expected {CONFIG} and {WEIGHTS} inside); "
+                          "check the path, or train first")
+
+
+def load_checkpoint(folder, with_train_state: bool = True):
+    """Returns (state_dict, config dict, train_state or None). Raises CheckpointError if corrupt."""
+    folder = resolve_checkpoint(folder)
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{folder / CONFIG} is not valid JSON ({err}); the checkpoint is corrupt") from None
+    try:
+        state_dict = load_file(folder / WEIGHTS)
+    except (SafetensorError, OSError) as err:
+        raise CheckpointError(f"{folder / WEIGHTS} is corrupt or truncated ({err}); delete the folder "
+                              "or resume from another checkpoint") from None
+    train_state = None
+    if with_train_state:
+        if not (folder / TRAIN_STATE).exists():
+            raise CheckpointError(f"{folder} has no {TRAIN_STATE}: it holds weights only and cannot be resumed")
+        try:
+            train_state = torch.load(folder / TRAIN_STATE, map_location="cpu", weights_only=True)
+        except Exception as err:  # truncated zip, or a pickle weights_only refuses
+            raise CheckpointError(f"{folder / TRAIN_STATE} could not be read safely ({err}); "
+                                  "the checkpoint is corrupt or not one of minilm's") from None
+    return state_dict, config, train_state
+
+
+def load_model_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load saved weights, accepting only tied matrices as missing; name any other mismatch."""
+    model = unwrap_model(model)
+    expected = model.state_dict()
+    for name, tensor in state_dict.items():
+        if name in expected and expected[name].shape != tensor.shape:
+            raise CheckpointError(f"tensor {name}: checkpoint has shape {tuple(tensor.shape)}, "
+                                  f"model expects {tuple(expected[name].shape)}; the configs differ")
+    missing, unexpected = model.load_state_dict(state_dict, strict=False)
+    tied = _tied_names(model)
+    missing = [name for name in missing if name not in tied]
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
+
+
+def _tied_names(model) -> set[str]:
+    """Names of parameters that share storage with an earlier parameter (and so are not saved)."""
+    seen, tied = set(), set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            tied.add(name)
+        seen.add(tensor.data_ptr())
+    return tied
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush every file to disk before the rename makes the checkpoint visible."""
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())

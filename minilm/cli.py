@@ -1,0 +1,140 @@
+"""A command line generated from config dataclasses: `--config NAME` picks a preset, `--field value`
+overrides any field of any of the dataclasses.
+
+    configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig}, argv)
+    configs["model"].n_layer, configs["train"].lr
+
+PRESETS maps a preset name to {group: {field: value}}. Every flag is a field name, so the flags are
+exactly the config fields, and `--help` lists them with their defaults for the chosen preset.
+"""
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # exit 2 with the message, no usage dump
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], argv=None,
+               default_preset: str | None = None, description: str = "", extra_flags: dict | None = None):
+    """Returns {group name: dataclass instance} plus, under "extra", the values of extra_flags.
+
+    extra_flags: {name: (type, default, help)} for script options that are not config fields.
+    """
+    first = _Parser(add_help=False)
+    first.add_argument("--config", default=default_preset, choices=list(presets))
+    known, _ = first.parse_known_args(argv)
+    preset = presets.get(known.config, {}) if known.config else {}
+
+    parser = _Parser(description=description)
+    parser.add_argument("--config", default=default_preset, choices=list(presets),
+                        help=f"named preset (default {default_preset})")
+    owner = {}  # flag name -> group
+    for group, cls in groups.items():
+        defaults = _defaults(cls, preset.get(group, {}))
+        arg_group = parser.add_argument_group(f"{group} ({cls.__name__})")
+        for field in dataclasses.fields(cls):
+            if field.name in owner:
+                raise ValueError(f"field {field.name!r} is in both {owner[field.name]} and {group}")
+            owner[field.name] = group
+            _add_field(arg_group, field, defaults[field.name])
+    for name, (kind, default, help_text) in (extra_flags or {}).items():
+        parser.add_argument(f"--{name}", type=_converter(kind, name), default=default,
+                            help=f"{help_text} (default {default})", **_bool_nargs(kind))
+
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        parser.error(_unknown_flag_message(unknown, [a.dest for a in parser._actions]))
+    values = vars(args)
+    result = {}
+    for group, cls in groups.items():
+        chosen = {f.name: values[f.name] for f in dataclasses.fields(cls)}
+        try:
+            result[group] = cls(**chosen)
+        except ValueError as err:  # the config's own validation, e.g. n_embd not divisible by n_head
+            parser.error(f"invalid {group} config: {err}")
+    result["extra"] = {name: values[name] for name in (extra_flags or {})}
+    result["preset"] = known.config
+    return result
+
+
+def _defaults(cls, preset_values: dict) -> dict:
+    """The dataclass defaults, with a preset's values on top (unknown preset fields are a bug)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    bad = set(preset_values) - names
+    if bad:
+        raise ValueError(f"preset sets unknown {cls.__name__} fields {sorted(bad)}")
+    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(cls)}
+    return {**defaults, **preset_values}
+
+
+def _add_field(group, field: dataclasses.Field, default) -> None:
+    kind = field.type
+    choices = field.metadata.get("choices")
+    help_text = field.metadata.get("help", "")
+    group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), default=default,
+                       help=f"{help_text} (default {default})".strip(), metavar=_metavar(kind, choices),
+                       **_bool_nargs(kind))
+
+
+def _bool_nargs(kind) -> dict:
+    # `--compile` alone means true; `--compile false` also works.
+    return dict(nargs="?", const=True) if kind is bool else {}
+
+
+def _metavar(kind, choices):
+    if choices:
+        return "{" + ",".join(map(str, choices)) + "}"
+    base, _ = _unwrap_optional(kind)
+    return getattr(base, "__name__", str(base)).upper()
+
+
+def _unwrap_optional(kind):
+    """`int | None` -> (int, True); `int` -> (int, False)."""
+    if isinstance(kind, types.UnionType) or typing.get_origin(kind) is typing.Union:
+        members = [k for k in typing.get_args(kind) if k is not type(None)]
+        return members[0], True
+    return kind, False
+
+
+def _converter(kind, name: str, choices=None):
+    base, optional = _unwrap_optional(kind)
+
+    def convert(text: str):
+        if optional and text.lower() == "none":
+            return None
+        try:
+            value = _parse_bool(text) if base is bool else base(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--{name} expects {base.__name__}, got {text!r}") from None
+        if choices and value not in choices:
+            raise argparse.ArgumentTypeError(f"--{name} must be one of {', '.join(map(str, choices))}; "
+                                             f"got {text!r}")
+        return value
+
+    convert.__name__ = base.__name__
+    return convert
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(text)
+
+
+def _unknown_flag_message(unknown: list[str], valid: list[str]) -> str:
+    flag = next((u for u in unknown if u.startswith("--")), unknown[0])
+    name = flag.lstrip("-").split("=")[0]
+    close = difflib.get_close_matches(name, valid, n=3)
+    hint = f" Did you mean {', '.join('--' + c for c in close)}?" if close else ""
+    return (f"unknown flag {flag}.{hint} Valid flags: "
+            f"{', '.join('--' + v for v in sorted(v for v in valid if v != 'help'))}")

@@ -1,0 +1,59 @@
+"""Where training runs: device selection and, under `torchrun`, the process group for DDP."""
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0  # this process among all of them
+    local_rank: int = 0  # this process on this machine: picks the GPU
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only the main process writes checkpoints, metrics and logs."""
+        return self.rank == 0
+
+
+def resolve_device(name: str) -> str:
+    """"auto" picks cuda, then mps, then cpu; anything else is checked to exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("--device mps: MPS is not available on this machine; use --device cpu or auto")
+    return name
+
+
+def init_distributed(device: str) -> tuple[Distributed, str]:
+    """Join the process group if started by torchrun (it sets RANK, LOCAL_RANK, WORLD_SIZE).
+
+    Returns the process's place and its device: with CUDA, each process drives the GPU of its local rank.
+    """
+    if "RANK" not in os.environ:
+        return Distributed(), device
+    info = Distributed(int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"]), int(os.environ["WORLD_SIZE"]))
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        device = f"cuda:{info.local_rank}"
+        torch.cuda.set_device(device)
+    return info, device
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

@@ -1,0 +1,324 @@
+"""The one training loop that train_gpt.py, train_bert.py and finetune.py share.
+
+What differs between them is a `Task`: how to draw a batch, how to compute the loss on it, and how
+to evaluate. Everything else lives here once: AdamW with warm-up + cosine decay, gradient
+accumulation and clipping, mixed precision, torch.compile, DDP, evaluation, the best checkpoint,
+early stopping, exact resume and Ctrl-C. docs/training.md has the formulas.
+"""
+
+import contextlib
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from .distributed import init_distributed, resolve_device, shutdown_distributed
+from .metrics_log import MetricsLog
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _choice(default, choices, help_text):
+    return field(default=default, metadata={"choices": choices, "help": help_text})
+
+
+def _help(default, help_text):
+    return field(default=default, metadata={"help": help_text})
+
+
+@dataclass
+class TrainConfig:
+    out_dir: str = _help("out/run", "folder for checkpoints, metrics and plots")
+    max_iters: int = _help(2000, "optimizer steps")
+    batch_size: int = _help(12, "sequences per micro-batch, per process")
+    grad_accum_steps: int = _help(1, "micro-batches summed into one optimizer step")
+    lr: float = _help(1e-3, "peak learning rate")
+    min_lr: float | None = _help(None, "learning rate at the end of the cosine (default lr / 10)")
+    warmup_iters: int = _help(100, "steps of linear warm-up")
+    lr_decay_iters: int | None = _help(None, "step where the cosine reaches min_lr (default max_iters)")
+    weight_decay: float = _help(0.1, "AdamW weight decay, on matrices only")
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = _help(1.0, "clip the gradient norm to this (0: off)")
+    eval_interval: int = _help(250, "evaluate (and checkpoint) every this many steps")
+    eval_iters: int = _help(20, "batches per split in an evaluation")
+    log_interval: int = _help(50, "print a log line every this many steps")
+    metric: str = _help("val_loss", "evaluation metric that picks the best checkpoint")
+    metric_goal: str = _choice("min", ("min", "max"), "whether the metric should go down or up")
+    patience: int = _help(0, "stop after this many evaluations without improvement (0: never)")
+    device: str = _help("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
+    dtype: str = _choice("float32", tuple(DTYPES), "autocast dtype; float16 adds a gradient scaler")
+    compile: bool = _help(False, "torch.compile the model")
+    seed: int = 1337
+    resume: bool = _help(False, "continue from out_dir/ckpt exactly where it stopped")
+    progress: bool = _help(True, "show a progress bar")
+
+    def __post_init__(self):
+        for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters", "log_interval"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_iters", "patience"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be positive, got {self.lr}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+
+
+class Task:
+    """What a training script supplies. Batches are dicts of tensors whose first dimension is the batch."""
+
+    splits = ("train", "val")
+
+    def get_batch(self, split: str, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def evaluate(self, model, cfg: TrainConfig, device: str) -> dict[str, float]:
+        """Mean loss on each split over the same eval_iters batches every time (a fixed seed)."""
+        metrics = {}
+        for split in self.splits:
+            generator = torch.Generator().manual_seed(0)
+            losses = [self.loss(model, to_device(self.get_batch(split, cfg.batch_size, generator), device)).item()
+                      for _ in range(cfg.eval_iters)]
+            metrics[f"{split}_loss"] = sum(losses) / len(losses)
+        return metrics
+
+    def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
+        return next(iter(batch.values())).numel()
+
+
+def learning_rate(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up from 0 to lr, then a cosine from lr down to min_lr at lr_decay_iters."""
+    min_lr = cfg.min_lr if cfg.min_lr is not None else cfg.lr / 10
+    decay_iters = cfg.lr_decay_iters if cfg.lr_decay_iters is not None else cfg.max_iters
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / (cfg.warmup_iters + 1)
+    if step >= decay_iters:
+        return min_lr
+    progress = (step - cfg.warmup_iters) / max(1, decay_iters - cfg.warmup_iters)  # 0 -> 1
+    return min_lr + 0.5 * (1 + math.cos(math.pi * progress)) * (cfg.lr - min_lr)
+
+
+def make_optimizer(model, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
+    """AdamW; weight decay only on matrices (linear weights, embeddings), not on biases or LayerNorms."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+        {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), fused=device.startswith("cuda"))
+
+
+def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
+    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+
+
+def split_batch(batch: dict[str, torch.Tensor], n_pieces: int) -> list[dict[str, torch.Tensor]]:
+    """Cut a batch into n_pieces equal slices along the batch dimension."""
+    pieces = {name: tensor.chunk(n_pieces) for name, tensor in batch.items()}
+    return [{name: pieces[name][i] for name in batch} for i in range(n_pieces)]
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+class Trainer:
+    def __init__(self, model, task: Task, cfg: TrainConfig, checkpoint_config: dict, write_extra=None):
+        """checkpoint_config goes into every checkpoint's config.json (model class and config, ...);
+        write_extra(folder) adds files to each checkpoint (e.g. the tokenizer)."""
+        self.cfg, self.task = cfg, task
+        self.dist, self.device = init_distributed(resolve_device(cfg.device))
+        self.device_type = self.device.split(":")[0]
+        if self.device_type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: fp32 range, ~10-bit mantissa
+            torch.backends.cudnn.allow_tf32 = True
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.scaler = torch.amp.GradScaler(self.device_type, enabled=cfg.dtype == "float16")
+        self.autocast = torch.autocast(self.device_type, dtype=DTYPES[cfg.dtype], enabled=cfg.dtype != "float32")
+        # Every process draws the same global batch and takes its own slice (see train_step), so the
+        # data generator is seeded alike everywhere; its state is the data position in a checkpoint.
+        self.data_generator = torch.Generator().manual_seed(cfg.seed)
+        self.out_dir = Path(cfg.out_dir)
+        self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
+        self.checkpoint_config = {**checkpoint_config, "train": asdict(cfg)}
+        self.write_extra = write_extra
+        self.step, self.best, self.evals_without_improvement, self.skipped_steps = 0, None, 0, 0
+        if cfg.resume:
+            self._restore()
+        self.train_model = self._wrap(self.model)
+
+    def _wrap(self, model):
+        if self.cfg.compile:
+            model = torch.compile(model)
+        if self.dist.enabled:
+            ids = [self.dist.local_rank] if self.device_type == "cuda" else None
+            model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        return model
+
+    def train_step(self) -> float:
+        """One optimizer step over batch_size x grad_accum_steps x world_size sequences. Returns the loss."""
+        cfg, model = self.cfg, self.train_model
+        for group in self.optimizer.param_groups:
+            group["lr"] = learning_rate(self.step, cfg)
+        # Draw the whole step's batch, keep this process's share, cut it into micro-batches. So
+        # N processes (or k accumulation steps) see exactly the sequences one big batch would.
+        world, accum = self.dist.world_size, cfg.grad_accum_steps
+        batch = self.task.get_batch("train", cfg.batch_size * accum * world, self.data_generator)
+        self.tokens_per_step = self.task.count_tokens(batch)
+        micro_batches = split_batch(split_batch(batch, world)[self.dist.rank], accum)
+        total = torch.zeros((), device=self.device)
+        for i, micro in enumerate(micro_batches):
+            last = i == accum - 1
+            # DDP averages gradients across processes in backward; do it once, on the last micro-batch.
+            sync = model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+            with sync:
+                with self.autocast:
+                    loss = self.task.loss(model, to_device(micro, self.device))
+                self.scaler.scale(loss / accum).backward()  # mean over micro-batches
+            total += loss.detach()
+        loss_value = total.item() / accum
+        self._check_finite(loss_value)
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        scale_before = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)  # skipped by the scaler if float16 gradients overflowed
+        self.scaler.update()
+        if self.scaler.is_enabled() and self.scaler.get_scale() < scale_before:
+            self.skipped_steps += 1
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss_value
+
+    def _check_finite(self, loss_value: float) -> None:
+        if math.isfinite(loss_value) or self.scaler.is_enabled():
+            return  # with float16 the scaler sees the overflow and skips the step; it is counted
+        self.optimizer.zero_grad(set_to_none=True)
+        raise FloatingPointError(
+            f"loss is {loss_value} at step {self.step}; training stopped before applying it. "
+            "Try a lower --lr, a longer --warmup_iters, --grad_clip 1.0, or --dtype bfloat16/float32."
+        )
+
+    @torch.no_grad()
+    def evaluate(self) -> dict[str, float]:
+        self.model.eval()
+        with self.autocast:
+            metrics = self.task.evaluate(self.model, self.cfg, self.device)
+        self.model.train()
+        return metrics
+
+    def run(self) -> dict:
+        """Train to max_iters (or early stop); returns the last evaluation's metrics."""
+        cfg = self.cfg
+        last_metrics = {}
+        # disable=None: a bar on a terminal, none in a log file; only the main process shows one.
+        show = None if cfg.progress and self.dist.is_main else True
+        bar = tqdm(total=cfg.max_iters, initial=self.step, disable=show, dynamic_ncols=True, leave=False)
+        interval_start, interval_steps = time.perf_counter(), 0
+        step_start = (self.data_generator.get_state(), torch.get_rng_state())
+        try:
+            while self.step < cfg.max_iters:
+                step_start = (self.data_generator.get_state(), torch.get_rng_state())
+                loss = self.train_step()
+                self.step += 1
+                interval_steps += 1
+                bar.update(1)
+                if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
+                    elapsed = time.perf_counter() - interval_start
+                    self._log_train(loss, elapsed / interval_steps, bar)
+                    interval_start, interval_steps = time.perf_counter(), 0
+                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                    last_metrics = self._evaluate_and_checkpoint(bar)
+                    if cfg.patience and self.evals_without_improvement >= cfg.patience:
+                        bar.write(f"early stop at step {self.step}: no better {cfg.metric} in {cfg.patience} evaluations")
+                        break
+                    interval_start = time.perf_counter()
+        except KeyboardInterrupt:
+            # Undo the half-done step: its RNG draws are put back, so the resumed run redraws them.
+            self.data_generator.set_state(step_start[0])
+            torch.set_rng_state(step_start[1])
+            self.optimizer.zero_grad(set_to_none=True)
+            if self.dist.is_main:
+                path = self.save(self.out_dir / "ckpt")
+                bar.write(f"interrupted at step {self.step}: saved {path}; continue with --resume")
+            raise
+        finally:
+            bar.close()
+            if self.dist.is_main and self.metrics.path.exists():
+                self.metrics.plot(self.out_dir / "metrics.png")
+            shutdown_distributed()
+        return last_metrics
+
+    def _log_train(self, loss: float, seconds_per_step: float, bar) -> None:
+        row = {"step": self.step, "loss": loss, "lr": learning_rate(self.step - 1, self.cfg),
+               "ms_per_step": 1000 * seconds_per_step, "tokens_per_s": self.tokens_per_step / seconds_per_step}
+        if self.scaler.is_enabled():
+            row["skipped_steps"] = self.skipped_steps
+        if self.dist.is_main:
+            self.metrics.append(row)
+            bar.write(f"step {self.step:6d} | loss {loss:.4f} | lr {row['lr']:.2e} | "
+                      f"{row['ms_per_step']:.1f} ms/step | {row['tokens_per_s']:,.0f} tok/s")
+
+    def _evaluate_and_checkpoint(self, bar) -> dict:
+        metrics = self.evaluate()
+        if self.cfg.metric not in metrics:
+            raise ValueError(f"--metric {self.cfg.metric} is not computed by this task; "
+                             f"choose one of {', '.join(metrics)}")
+        value = metrics[self.cfg.metric]
+        improved = self.best is None or (value < self.best if self.cfg.metric_goal == "min" else value > self.best)
+        if improved:
+            self.best, self.evals_without_improvement = value, 0
+        else:
+            self.evals_without_improvement += 1
+        if self.dist.is_main:
+            self.metrics.append({"step": self.step, **metrics})
+            shown = " | ".join(f"{name} {v:.4f}" for name, v in metrics.items())
+            bar.write(f"eval {self.step:6d} | {shown}" + (" | best" if improved else ""))
+            if improved:
+                self.save(self.out_dir / "best", with_train_state=False)
+            self.save(self.out_dir / "ckpt")
+        return metrics
+
+    def save(self, folder, with_train_state: bool = True) -> Path:
+        state = self._train_state() if with_train_state else None
+        config = {**self.checkpoint_config, "step": self.step}
+        return save_checkpoint(folder, self.model, config, state, self.write_extra)
+
+    def _train_state(self) -> dict:
+        return {
+            "step": self.step,
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "data_generator": self.data_generator.get_state(),
+            "best": self.best,
+            "evals_without_improvement": self.evals_without_improvement,
+            "skipped_steps": self.skipped_steps,
+        }
+
+    def _restore(self) -> None:
+        state_dict, _, state = load_checkpoint(self.out_dir / "ckpt")
+        load_model_weights(self.model, state_dict)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.data_generator.set_state(state["data_generator"])
+        self.step, self.best = state["step"], state["best"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        self.skipped_steps = state["skipped_steps"]
+        if self.dist.is_main:
+            self.metrics.truncate_after(self.step)
+        print(f"resumed from {self.out_dir / 'ckpt'} at step {self.step}")
+
