@@ -91,6 +91,9 @@ class Task:
             metrics[f"{split}_loss"] = sum(losses) / len(losses)
         return metrics
 
+    def on_gradients(self, model, step: int) -> None:
+        """Called after backward, before the optimizer step (AdaLoRA scores its ranks here)."""
+
     def count_tokens(self, batch: dict[str, torch.Tensor]) -> int:
         return next(iter(batch.values())).numel()
 
@@ -188,9 +191,10 @@ class Trainer:
             total += loss.detach()
         loss_value = total.item() / accum
         self._check_finite(loss_value)
+        self.scaler.unscale_(self.optimizer)  # from here on the gradients are the true ones
         if cfg.grad_clip > 0:
-            self.scaler.unscale_(self.optimizer)  # clip the true gradients, not the scaled ones
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.task.on_gradients(self.model, self.step)
         scale_before = self.scaler.get_scale()
         self.scaler.step(self.optimizer)  # skipped by the scaler if float16 gradients overflowed
         self.scaler.update()
