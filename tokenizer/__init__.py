@@ -4,10 +4,12 @@ and SentencePiece, behind one interface (tokenizer/base.py). See docs/tokenizers
 from .base import Tokenizer, TokenizerFileError
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .sentencepiece_tok import SentencePieceTokenizer
 from .wordpiece import WordPieceTokenizer
 from .factory import TOKENIZER_KINDS, build_tokenizer, load_tokenizer
 
 __all__ = [
     "Tokenizer", "TokenizerFileError", "CharTokenizer", "BPETokenizer", "WordPieceTokenizer",
+    "SentencePieceTokenizer",
     "TOKENIZER_KINDS", "build_tokenizer", "load_tokenizer",
 ]

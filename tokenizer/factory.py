@@ -10,6 +10,7 @@ from pathlib import Path
 from .base import Tokenizer, TokenizerFileError, read_config
 from .bpe import BPETokenizer
 from .char import CharTokenizer
+from .sentencepiece_tok import SentencePieceTokenizer
 from .wordpiece import WordPieceTokenizer
 
 TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sentencepiece")
@@ -18,7 +19,7 @@ TRAINABLE_KINDS = ("char", "bpe", "wordpiece", "sentencepiece")
 
 def _classes() -> dict[str, type[Tokenizer]]:
     """The "kind" written in tokenizer.json -> the class that loads it."""
-    classes = [CharTokenizer, BPETokenizer, WordPieceTokenizer]
+    classes = [CharTokenizer, BPETokenizer, WordPieceTokenizer, SentencePieceTokenizer]
     return {cls.kind: cls for cls in classes}
 
 
@@ -43,7 +44,7 @@ def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None =
     if kind == "bert-base-uncased":
         from data.assets import fetch
         return WordPieceTokenizer.from_vocab_file(fetch("bert-uncased-vocab"), lowercase=True)
-    raise NotImplementedError(f"tokenizer kind {kind!r} is not written yet")
+    return SentencePieceTokenizer.train(text, vocab_size)
 
 
 def load_tokenizer(folder) -> Tokenizer:

@@ -1,0 +1,65 @@
+"""Command line: look at how text becomes ids, or train a vocabulary.
+
+    python -m tokenizer encode --tokenizer gpt2 "Hello world"
+    python -m tokenizer encode --tokenizer out/ "Hello world"        # a saved tokenizer folder
+    python -m tokenizer train --kind bpe --vocab_size 4096 corpus.txt out/
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
+
+
+def pieces_of(tok, ids: list[int]) -> list[str]:
+    """A readable string per id: the vocabulary piece where the tokenizer has one, else its decoded text."""
+    if hasattr(tok, "id_to_piece"):
+        return [tok.id_to_piece(i) for i in ids]
+    if hasattr(tok, "vocab"):
+        return [tok.vocab[i] for i in ids]
+    if hasattr(tok, "processor"):
+        return [tok.processor.IdToPiece(i) for i in ids]
+    return [tok.decode([i]) for i in ids]
+
+
+def command_encode(args) -> None:
+    if Path(args.tokenizer).is_dir():
+        tok = load_tokenizer(args.tokenizer)
+    elif args.tokenizer in ("gpt2", "bert-base-uncased"):
+        tok = build_tokenizer(args.tokenizer)
+    else:
+        sys.exit(f"--tokenizer {args.tokenizer!r}: give gpt2, bert-base-uncased or the folder of a saved tokenizer "
+                 f"(train one with: python -m tokenizer train --kind KIND --vocab_size N corpus.txt out/)")
+    ids = tok.encode(args.text)
+    print("ids:   ", ids)
+    print("pieces:", pieces_of(tok, ids))
+
+
+def command_train(args) -> None:
+    text = Path(args.corpus).read_text(encoding="utf-8")
+    tok = build_tokenizer(args.kind, text=text, vocab_size=args.vocab_size)
+    tok.save(args.out)
+    print(f"trained {type(tok).__name__} with {tok.vocab_size} ids on {len(text):,} characters; saved to {args.out}")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tokenizer", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    encode = commands.add_parser("encode", help="print the ids and pieces of a text")
+    encode.add_argument("--tokenizer", required=True, help="gpt2, bert-base-uncased, or a saved tokenizer folder")
+    encode.add_argument("text")
+    encode.set_defaults(run=command_encode)
+    train = commands.add_parser("train", help="train a vocabulary on a text file and save it")
+    train.add_argument("--kind", required=True, choices=TRAINABLE_KINDS)
+    train.add_argument("--vocab_size", type=int, default=None, help="target vocabulary size (not for char)")
+    train.add_argument("corpus", help="a UTF-8 text file")
+    train.add_argument("out", help="folder to save the tokenizer into")
+    train.set_defaults(run=command_train)
+    args = parser.parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()
