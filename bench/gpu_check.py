@@ -1,0 +1,164 @@
+"""CUDA checks and figures, run on a GPU machine as one script (the tests cover the same logic on CPU).
+
+    python bench/gpu_check.py --data tinyshakespeare.txt --out $OUT
+
+1. manual vs sdpa attention agree on CUDA (fp32, and bf16 within bf16's precision);
+2. short train_gpt.py runs in float32, bfloat16 and float16 (GradScaler) reduce the loss, with and
+   without --compile; ms/step for each; checkpoints carry no `_orig_mod.` prefix;
+3. a 1-process torchrun run (NCCL backend) trains;
+4. a training step of the gpt2 (124M) shape, minilm against transformers' GPT2LMHeadModel (same run);
+5. nanoGPT's 6-layer Shakespeare config (--long): the validation loss after 5000 steps (nanoGPT: 1.47).
+Results go to OUT/gpu_results.json and are printed.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import train_gpt  # noqa: E402
+from minilm import GPT, GPTConfig  # noqa: E402
+from minilm.checkpoint import load_checkpoint  # noqa: E402
+
+RESULTS = {}
+
+
+def record(name, value):
+    RESULTS[name] = value
+    print(f"[result] {name}: {value}", flush=True)
+
+
+def check_attention():
+    torch.manual_seed(0)
+    for dtype, tol in ((torch.float32, 1e-5), (torch.bfloat16, 2e-2)):
+        cfg = GPTConfig(vocab_size=100, block_size=256, n_layer=2, n_head=4, n_embd=128)
+        manual = GPT(cfg).cuda().to(dtype).eval()
+        fused = GPT(GPTConfig(**{**cfg.to_dict(), "attn_impl": "sdpa"})).cuda().to(dtype).eval()
+        fused.load_state_dict(manual.state_dict())
+        idx = torch.randint(100, (4, 256), device="cuda")
+        mask = torch.ones(4, 256, device="cuda")
+        mask[1, 200:] = 0
+        with torch.no_grad():
+            a, _ = manual(idx)
+            b, _ = fused(idx)
+            c, _ = manual(idx, attention_mask=mask)
+            d, _ = fused(idx, attention_mask=mask)
+        diff = max((a - b).abs().max().item(), (c[mask.bool()] - d[mask.bool()]).abs().max().item())
+        record(f"attention manual vs sdpa max|diff| {str(dtype)}", diff)
+        assert diff < tol * max(1.0, a.abs().max().item()), diff
+
+
+def train_run(name, data, out, extra):
+    out_dir = Path(out) / name
+    argv = ["--config", "small", "--data", data, "--out_dir", str(out_dir), "--device", "cuda",
+            "--progress", "false", "--num_samples", "0", "--eval_iters", "10"] + extra
+    start = time.perf_counter()
+    metrics = train_gpt.main(argv)
+    seconds = time.perf_counter() - start
+    rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    ms = [r["ms_per_step"] for r in rows if "ms_per_step" in r][1:] or [float("nan")]
+    losses = [r["loss"] for r in rows if "loss" in r]
+    state, _, train_state = load_checkpoint(out_dir / "ckpt")
+    assert not any(k.startswith("_orig_mod") for k in state), "compiled prefix leaked into checkpoint"
+    record(name, {"val_loss": round(metrics["val_loss"], 4), "first_logged_loss": round(losses[0], 4),
+                  "last_logged_loss": round(losses[-1], 4), "ms_per_step_median": round(statistics.median(ms), 2),
+                  "wall_s": round(seconds, 1), "skipped_steps": train_state.get("skipped_steps")})
+    assert losses[-1] < losses[0], f"{name}: loss did not fall"
+    return metrics
+
+
+def check_training(data, out):
+    short = ["--max_iters", "300", "--eval_interval", "300", "--log_interval", "50", "--batch_size", "64",
+             "--block_size", "256", "--n_layer", "6", "--n_head", "6", "--n_embd", "384"]
+    for dtype in ("float32", "bfloat16", "float16"):
+        train_run(f"train_{dtype}", data, out, short + ["--dtype", dtype])
+    train_run("train_bfloat16_compile", data, out, short + ["--dtype", "bfloat16", "--compile"])
+    train_run("train_bfloat16_compile_sdpa", data, out,
+              short + ["--dtype", "bfloat16", "--compile", "--attn_impl", "sdpa"])
+
+
+def check_ddp(data, out):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", "--master_port=29533",
+           "train_gpt.py", "--config", "small", "--data", data, "--out_dir", str(Path(out) / "ddp"),
+           "--max_iters", "50", "--eval_interval", "50", "--progress", "false", "--num_samples", "0",
+           "--dtype", "bfloat16"]
+    result = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    record("ddp_nccl_1proc_returncode", result.returncode)
+    if result.returncode != 0:
+        print(result.stdout[-3000:], result.stderr[-3000:])
+
+
+def bench_gpt2_step(steps=20):
+    from transformers import GPT2Config, GPT2LMHeadModel
+    B, T = 16, 1024
+    idx = torch.randint(50257, (B, T), device="cuda")
+    results = {}
+    for impl in ("manual", "sdpa"):
+        mine = GPT(GPTConfig.preset("gpt2", attn_impl=impl)).cuda()
+        hf_cfg = GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257,
+                            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+        ref = GPT2LMHeadModel(hf_cfg, attn_implementation="eager" if impl == "manual" else "sdpa").cuda()
+        for name, model, step in (("minilm", mine, lambda m: m(idx, targets=idx)[1]),
+                                  ("transformers", ref, lambda m: m(idx, labels=idx).loss)):
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            times = []
+            for i in range(steps):
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                with torch.autocast("cuda", dtype=torch.bfloat16):
+                    loss = step(model)
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                torch.cuda.synchronize()
+                times.append(time.perf_counter() - t0)
+            results[f"{name}_{impl}_ms"] = round(1000 * statistics.median(times[5:]), 2)
+        results[f"ratio_{impl}_minilm_over_ref"] = round(results[f"minilm_{impl}_ms"] / results[f"transformers_{impl}_ms"], 3)
+        del mine, ref
+        torch.cuda.empty_cache()
+    results["tokens_per_s_minilm_sdpa"] = round(B * T / (results["minilm_sdpa_ms"] / 1000))
+    record("gpt2_124M_train_step_bf16_B16xT1024", results)
+
+
+def nanogpt_long(data, out):
+    # nanoGPT's train_shakespeare_char config: 6/6/384, block 256, batch 64, dropout 0.2, 5000 iters.
+    argv = ["--max_iters", "5000", "--eval_interval", "500", "--log_interval", "250", "--batch_size", "64",
+            "--block_size", "256", "--n_layer", "6", "--n_head", "6", "--n_embd", "384", "--dropout", "0.2",
+            "--lr", "1e-3", "--min_lr", "1e-4", "--warmup_iters", "100", "--lr_decay_iters", "5000",
+            "--beta2", "0.99", "--weight_decay", "0.1", "--eval_iters", "200",
+            "--dtype", "bfloat16", "--compile", "--attn_impl", "sdpa"]
+    train_run("nanogpt_shakespeare_char_6layer", data, out, argv)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", required=True)
+    parser.add_argument("--out", default="out/gpu")
+    parser.add_argument("--long", action="store_true")
+    args = parser.parse_args()
+    os.chdir(Path(__file__).resolve().parents[1])
+    record("device", torch.cuda.get_device_name())
+    record("torch", torch.__version__)
+    steps = [("attention", check_attention), ("training", lambda: check_training(args.data, args.out)),
+             ("ddp", lambda: check_ddp(args.data, args.out)), ("gpt2_step", bench_gpt2_step)]
+    if args.long:
+        steps.append(("nanogpt_long", lambda: nanogpt_long(args.data, args.out)))
+    for name, fn in steps:
+        try:
+            fn()
+        except Exception as err:  # report and go on: one failure should not hide the other figures
+            record(f"{name}_error", repr(err))
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        (Path(args.out) / "gpu_results.json").write_text(json.dumps(RESULTS, indent=2))
+
+
+if __name__ == "__main__":
+    main()
