@@ -208,7 +208,7 @@ class Trainer:
             return  # with float16 the scaler sees the overflow and skips the step; it is counted
         self.optimizer.zero_grad(set_to_none=True)
         raise FloatingPointError(
-            f"loss is {loss_value} at step {self.step}; training stopped before applying it. "
+            f"loss is {loss_value} at step {self.step + 1}; training stopped before applying it. "
             "Try a lower --lr, a longer --warmup_iters, --grad_clip 1.0, or --dtype bfloat16/float32."
         )
 
@@ -234,6 +234,8 @@ class Trainer:
                 step_start = (self.data_generator.get_state(), torch.get_rng_state())
                 loss = self.train_step()
                 self.step += 1
+                # The step is complete: a Ctrl-C in the logging or evaluation below keeps it.
+                step_start = (self.data_generator.get_state(), torch.get_rng_state())
                 interval_steps += 1
                 bar.update(1)
                 if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
