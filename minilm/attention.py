@@ -25,11 +25,19 @@ class KVCache:
     def __init__(self, n_layer: int):
         self.keys: list[torch.Tensor | None] = [None] * n_layer  # each (B, n_head, T_past, head_dim)
         self.values: list[torch.Tensor | None] = [None] * n_layer
+        # Leading entries that are learned vectors, not tokens (prefix-tuning, minilm/peft/prefix.py):
+        # they are attended to but take no position index.
+        self.n_prefix = 0
 
     @property
     def seq_len(self) -> int:
-        """How many positions are stored: the next token's position index."""
+        """How many keys are stored (prefix included): the length the padding mask must cover."""
         return 0 if self.keys[0] is None else self.keys[0].size(2)
+
+    @property
+    def next_position(self) -> int:
+        """The position index of the next token: the stored tokens, not counting a prefix."""
+        return self.seq_len - self.n_prefix
 
     def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Append this step's k, v (B, n_head, T, head_dim) and return all keys and values so far."""

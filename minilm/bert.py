@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn as nn
 
+from .attention import KVCache
 from .blocks import Block, init_weights
 from .config import BertConfig
 from .losses import IGNORE_INDEX, mlm_loss, nsp_loss
@@ -20,9 +21,9 @@ class BertEmbeddings(nn.Module):
         self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
-    def forward(self, input_ids, token_type_ids):  # (B, T) ids -> (B, T, C)
+    def forward(self, input_ids, token_type_ids, past: int = 0):  # (B, T) ids -> (B, T, C)
         T = input_ids.size(1)
-        positions = torch.arange(T, device=input_ids.device)[None]  # (1, T)
+        positions = torch.arange(past, past + T, device=input_ids.device)[None]  # (1, T)
         x = self.word(input_ids) + self.position(positions) + self.token_type(token_type_ids)
         return self.dropout(self.ln(x))
 
@@ -36,19 +37,21 @@ class Bert(nn.Module):
         self.pooler = nn.Linear(config.n_embd, config.n_embd)  # reads the [CLS] position
         self.apply(lambda module: init_weights(module, config.init_std))
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None):
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, kv_cache: KVCache | None = None):
         """input_ids (B, T); token_type_ids (B, T), 0 for segment A and 1 for B (default all 0);
-        attention_mask (B, T), 1 for real tokens and 0 for padding.
+        attention_mask (B, T_past + T), 1 for real tokens and 0 for padding. kv_cache: keys and
+        values attended to before the tokens (e.g. a prefix-tuning prefix), updated in place.
         Returns hidden states (B, T, C) and the pooled [CLS] vector (B, C)."""
         B, T = input_ids.shape
-        if T > self.config.block_size:
-            raise ValueError(f"sequence of {T} tokens is longer than block_size {self.config.block_size}; "
+        past = kv_cache.next_position if kv_cache is not None else 0
+        if past + T > self.config.block_size:
+            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}; "
                              "truncate the input")
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
-        for block in self.blocks:
-            x = block(x, attention_mask)
+        x = self.embeddings(input_ids, token_type_ids, past)
+        for layer, block in enumerate(self.blocks):
+            x = block(x, attention_mask, kv_cache, layer)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C)
         return x, pooled
 

@@ -49,7 +49,7 @@ class GPT(nn.Module):
     def embed(self, idx, position_ids=None, kv_cache: KVCache | None = None):
         """Token embedding plus position embedding: (B, T) ids -> (B, T, C)."""
         B, T = idx.shape
-        past = kv_cache.seq_len if kv_cache is not None else 0
+        past = kv_cache.next_position if kv_cache is not None else 0
         if past + T > self.config.block_size:
             raise ValueError(f"sequence of {past + T} tokens is longer than block_size "
                              f"{self.config.block_size}; crop it (generate() does this for you)")
@@ -80,7 +80,7 @@ class GPT(nn.Module):
         for _ in range(max_new_tokens):
             if not use_cache:
                 logits, _ = self(idx[:, -block_size:])
-            elif cache is None or cache.seq_len == block_size:
+            elif cache is None or cache.next_position == block_size:
                 cache = KVCache(self.config.n_layer)  # (re)fill the cache from the cropped context
                 logits, _ = self(idx[:, -block_size:], kv_cache=cache)
             else:
