@@ -16,6 +16,9 @@ import typing
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, **kwargs):
+        super().__init__(allow_abbrev=False, **kwargs)  # `--batch 8` is a typo, not --batch_size
+
     def error(self, message):  # exit 2 with the message, no usage dump
         self.exit(2, f"{self.prog}: error: {message}\n")
 
