@@ -31,6 +31,11 @@ def test_unknown_flag_exits_2_naming_it_with_close_matches_and_valid_flags(capsy
     assert "Valid flags:" in err and "--max_iters" in err and "--tokenizer" in err
 
 
+def test_abbreviated_flag_is_unknown_not_a_prefix_match(capsys):
+    code, err = parse_error(capsys, "--batch", "8")
+    assert code == 2 and "unknown flag --batch." in err and "Did you mean --batch_size" in err
+
+
 def test_unknown_flag_with_equals_sign_is_named(capsys):
     code, err = parse_error(capsys, "--learning_rate=3e-4")
     assert code == 2 and "unknown flag --learning_rate=3e-4" in err
