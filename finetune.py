@@ -1,0 +1,327 @@
+"""Fine-tune a pretrained GPT or BERT: continue language modelling, classify texts, or tag words.
+
+    python finetune.py --recipe sentiment-minilm                  # MiniLM BERT, movie-review polarity
+    python finetune.py --recipe sentiment-minilm --method lora    # ... training 0.3% of the numbers
+    python finetune.py --recipe pos-minilm                        # part-of-speech tagging
+    python finetune.py --recipe shakespeare-lm                    # continue out/gpt-small on the plays
+    python finetune.py --task classify --base minilm-l6 --data reviews.csv --method adapter
+    python finetune.py predict --ckpt out/sentiment-minilm "a gorgeous, moving film"
+    python finetune.py --help                                     # every flag, with its default
+
+Reading path: this file reads the data (data/finetune_data.py, data/finetune_encode.py), loads the
+base (minilm/finetune_io.py), puts a head on it (minilm/heads.py), applies the method
+(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune_tasks.py).
+docs/finetuning.md explains the choices and gives the results.
+"""
+
+import math
+import sys
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
+                                subsample,
+                                read_tagging_file)
+from data.finetune_encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
+from minilm.checkpoint import save_checkpoint
+from minilm.cli import parse_args
+from minilm.finetune_io import FinetuneTrainer, backbone_record, load_base, load_finetuned, load_trained_weights
+from minilm.finetune_tasks import ClassificationTask, TaggingTask
+from minilm.heads import HEAD_NAMES, HEADS, backbone_family
+from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
+from minilm.trainer import TrainConfig, seed_everything
+from train_gpt import LanguageModelTask
+
+TASKS = ("lm", "classify", "tag")
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = field(default="classify", metadata={"choices": TASKS, "help": "lm, classify or tag"})
+    base: str = field(default="minilm-l6", metadata={"help": "minilm-l6, a train_gpt/train_bert out_dir or "
+                                                     "checkpoint, or a Hugging Face folder"})
+    data: str | None = field(default=None, metadata={"help": "the data file, or a data asset name "
+                                                     "(e.g. sentiment-pang-lee); lm: default the plays"})
+    val_data: str | None = field(default=None, metadata={"help": "a validation file (default: hold out "
+                                                         "val_fraction of --data)"})
+    val_fraction: float = field(default=0.1, metadata={"help": "share held out when there is no --val_data"})
+    max_examples: int = field(default=0, metadata={"help": "use N examples of --data, a fixed sample (0: all)"})
+    text_column: str = field(default="text", metadata={"help": "classify: column name, or position for "
+                                                       "a file without a header"})
+    text_b_column: str | None = field(default=None, metadata={"help": "classify: second text of a pair"})
+    label_column: str = field(default="label", metadata={"help": "classify: the label column"})
+    tag_format: str = field(default="auto", metadata={"choices": ("auto", "conll", "slash"),
+                                                      "help": "tag: CoNLL columns or word/TAG lines"})
+    max_length: int = field(default=128, metadata={"help": "tokens per example (lm: per window)"})
+    head_dropout: float = field(default=0.1, metadata={"help": "dropout before the task head"})
+    merge: bool = field(default=False, metadata={"help": "also write out_dir/merged: every tensor, LoRA "
+                                                 "folded in, no base needed"})
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+        if self.max_length <= 0 or self.max_examples < 0:
+            raise ValueError("max_length must be positive and max_examples >= 0")
+
+
+# Each recipe sets data, training and method fields; any flag overrides them. Timings: docs/finetuning.md.
+RECIPES = {
+    "sentiment-minilm": {
+        "data": dict(task="classify", base="minilm-l6", data="sentiment-pang-lee", text_column="1",
+                     label_column="0", max_length=64),
+        "train": dict(out_dir="out/sentiment-minilm", max_iters=250, batch_size=32, warmup_iters=25,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "pos-minilm": {
+        "data": dict(task="tag", base="minilm-l6", data="pos-oanc", max_examples=3000, max_length=96),
+        "train": dict(out_dir="out/pos-minilm", max_iters=200, batch_size=32, warmup_iters=20,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "shakespeare-lm": {
+        "data": dict(task="lm", base="out/gpt-small", data=None, max_length=128),
+        "train": dict(out_dir="out/shakespeare-lm", max_iters=300, batch_size=16, warmup_iters=0,
+                      eval_interval=100, eval_iters=20, log_interval=50, patience=2),
+    },
+}
+# The learning rate each method starts from unless --lr is given: the whole model moves in small
+# steps; a few fresh matrices need large ones.
+METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+
+
+def resolve_data_path(name: str | None):
+    """A file path, or the name of a data asset (fetched on first use, never committed)."""
+    if name is None or Path(name).exists():
+        return name
+    from data.assets import ASSETS, fetch
+    if name in ASSETS:
+        return str(fetch(name))
+    raise FinetuneDataError(f"--data {name}: no such file, and not a data asset ({', '.join(ASSETS)})")
+
+
+# ------------------------------------------------------------------------------------------ the data
+
+class PeftLanguageModelTask(LanguageModelTask):
+    """train_gpt.py's next-token Task, plus AdaLoRA's penalty and rank update when it is the method."""
+
+    peft_controller = None
+
+    def loss(self, model, batch):
+        loss = super().loss(model, batch)
+        return loss if self.peft_controller is None else loss + self.peft_controller.penalty(model)
+
+    def on_gradients(self, model, step):
+        if self.peft_controller is not None:
+            self.peft_controller.update(model, step)
+
+
+def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
+    """{"train": [...], "val": [...]}: raw examples, the validation split held out deterministically."""
+    if cfg.data is None:
+        raise FinetuneDataError(f"--task {cfg.task} needs --data <file>")
+
+    def read(path):
+        path = resolve_data_path(path)
+        if cfg.task == "tag":
+            return read_tagging_file(path, cfg.tag_format)
+        return read_classification_file(path, cfg.text_column, cfg.label_column, cfg.text_b_column)
+
+    examples = read(cfg.data)
+    if cfg.max_examples:
+        examples = subsample(examples, cfg.max_examples)
+    if cfg.val_data is not None:
+        return {"train": examples, "val": read(cfg.val_data)}
+    train, val = held_out_split(examples, cfg.val_fraction)
+    return {"train": train, "val": val}
+
+
+def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str):
+    """The Task for classify / tag, and the label list it was built with."""
+    examples = read_examples(cfg)
+    if cfg.task == "classify":
+        label_map = LabelMap.from_labels(e.label for e in examples["train"])
+        encoded = {split: encode_text_examples(items, tokenizer, family, label_map, cfg.max_length, split)
+                   for split, items in examples.items()}
+        task_cls = ClassificationTask
+    else:
+        label_map = LabelMap.from_labels(tag for s in examples["train"] for tag in s.tags)
+        encoded = {}
+        for split, items in examples.items():
+            encoded[split], n_cut = encode_tagged_sentences(items, tokenizer, family, label_map, cfg.max_length, split)
+            if n_cut:
+                print(f"note: {n_cut} {split} words did not fit in --max_length {cfg.max_length} and are left out")
+        task_cls = TaggingTask
+    print(f"data: {len(encoded['train']):,} train / {len(encoded['val']):,} val examples, "
+          f"{len(label_map)} labels: {', '.join(label_map.labels[:12])}{' ...' if len(label_map) > 12 else ''}")
+    pad_id = getattr(tokenizer, "pad_id", 0)  # GPT has no pad token: padding sits after the last real token
+    return task_cls(encoded, pad_id, label_map.labels), label_map.labels
+
+
+def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
+    """Next-token windows of --data (default: the plays), tokenized with the base's own tokenizer."""
+    from data.assets import cache_dir
+    from data.prepare import fingerprint_tokenizer, prepare_token_files
+    from train_gpt import DataConfig, load_corpus
+    texts = load_corpus(DataConfig(data=resolve_data_path(cfg.data), val_fraction=cfg.val_fraction), block_size)
+    fingerprint = fingerprint_tokenizer(tokenizer)
+    tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint)
+    print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens")
+    return PeftLanguageModelTask(tokens, block_size)
+
+
+# ------------------------------------------------------------------------------------------ training
+
+def resolve_defaults(configs: dict, argv: list[str]) -> None:
+    """Defaults that depend on other choices, applied unless the flag was given: the learning rate
+    per method, the metric per task, AdaLoRA's schedule per max_iters."""
+    data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
+    given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
+    if "lr" not in given:
+        table = LM_METHOD_LR if data_cfg.task == "lm" else METHOD_LR
+        train_cfg.lr = table[peft_cfg.method]
+    if "metric" not in given and configs["preset"] is None:
+        train_cfg.metric, train_cfg.metric_goal = ("val_loss", "min") if data_cfg.task == "lm" else ("val_acc", "max")
+    if "adalora_tfinal" not in given:
+        configs["peft"] = replace(peft_cfg, adalora_tinit=train_cfg.max_iters // 10,
+                                  adalora_tfinal=max(train_cfg.max_iters * 4 // 5, train_cfg.max_iters // 10 + 1))
+
+
+def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
+    return backbone if cfg.task == "lm" else HEADS[cfg.task](backbone, num_labels, cfg.head_dropout)
+
+
+def train(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    argv = ["--config" if arg == "--recipe" else arg for arg in argv]  # --recipe is the name users see
+    configs = parse_args(RECIPES, {"data": FinetuneConfig, "train": TrainConfig, "peft": PeftConfig}, argv,
+                         description=__doc__.split("\n")[0])
+    resolve_defaults(configs, argv)
+    data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
+    print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
+
+    seed_everything(train_cfg.seed)
+    base = load_base(data_cfg.base)
+    family = backbone_family(base.backbone)
+    if data_cfg.task == "lm" and family != "gpt":
+        raise ValueError(f"--task lm continues a GPT; --base {data_cfg.base} is a BERT")
+    record = backbone_record(base.backbone)  # before a head changes the backbone
+    if data_cfg.task == "lm":
+        block_size = min(data_cfg.max_length, base.backbone.config.block_size)
+        task, labels = build_lm_task(data_cfg, base.tokenizer, block_size), None
+    else:
+        task, labels = build_labelled_task(data_cfg, base.tokenizer, family)
+    model = build_model(data_cfg, base.backbone, len(labels) if labels else None)
+    # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
+    task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
+    print(f"parameters: {parameter_report(model)}")
+
+    checkpoint_config = {
+        "model_class": type(model).__name__, "task": data_cfg.task, "labels": labels, "base": base.pointer,
+        "backbone": record, "peft": asdict(peft_cfg), "peft_applied": peft_cfg.method not in ("full", "freeze"),
+        "head": {"dropout": data_cfg.head_dropout}, "data": asdict(data_cfg),
+    }
+    if data_cfg.task == "lm":
+        checkpoint_config["model"] = record["model"]  # a full-method result is also a plain GPT checkpoint
+    trainer = FinetuneTrainer(model.train(), task, train_cfg, checkpoint_config,
+                              write_extra=lambda folder: base.tokenizer.save(folder / "tokenizer"))
+    before = trainer.evaluate()
+    print("before: " + format_metrics(before))
+    after = trainer.run()
+    print("after:  " + format_metrics(after))
+    print(f"best {train_cfg.metric} {trainer.best:.4f}; fine-tuned checkpoint: {train_cfg.out_dir}/best "
+          f"(trained tensors only, base {data_cfg.base})")
+    if data_cfg.merge:
+        print(f"merged: {save_merged(trainer, checkpoint_config)}")
+    return {"before": before, "after": after, "best": trainer.best}
+
+
+def format_metrics(metrics: dict) -> str:
+    shown = dict(metrics)
+    if "val_loss" in shown and "val_ppl" not in shown and "val_acc" not in shown:
+        shown["val_ppl"] = math.exp(shown["val_loss"])
+    return " | ".join(f"{name} {value:.4f}" for name, value in shown.items())
+
+
+def save_merged(trainer, checkpoint_config: dict) -> Path:
+    """out_dir/merged: the best weights, LoRA folded in and prefixes precomputed, every tensor saved."""
+    from minilm.checkpoint import load_checkpoint
+    model = trainer.model
+    trained, _, _ = load_checkpoint(trainer.out_dir / "best", with_train_state=False)
+    load_trained_weights(model, trained)
+    merge_lora(model)
+    method = checkpoint_config["peft"]["method"]
+    if method == "prefix":
+        precompute_prefix(model)
+    config = {**checkpoint_config, "base": None, "merged": True,
+              "peft_applied": method in ("adapter", "prefix")}  # adapters and prefixes cannot fold away
+    return save_checkpoint(trainer.out_dir / "merged", model, config, None, trainer.write_extra)
+
+
+# ------------------------------------------------------------------------------------------- predict
+
+@torch.no_grad()
+def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
+    """What a fine-tuned checkpoint says about each text:
+    classify -> (label, probability); tag -> [(word, tag), ...]; lm -> the text continued."""
+    model, tokenizer, config = load_finetuned(ckpt)
+    max_length = config["data"]["max_length"]
+    results = []
+    for text in texts:
+        if config["task"] == "lm":
+            ids = torch.tensor([tokenizer.encode(text)])  # (1, T)
+            out = model.generate(ids, max_new_tokens, temperature=0.8, top_k=200,
+                                 generator=torch.Generator().manual_seed(0))
+            results.append(tokenizer.decode(out[0].tolist()))
+            continue
+        family = backbone_family(model.backbone)
+        if config["task"] == "classify":
+            inputs = encode_text(tokenizer, family, text, None, max_length)
+            logits, _ = model(torch.tensor([inputs["input_ids"]]), token_type_ids=torch.tensor([inputs["token_type_ids"]]))
+            probs = logits[0].softmax(dim=-1)  # (num_labels,)
+            results.append((config["labels"][int(probs.argmax())], float(probs.max())))
+        else:
+            words = text.split()
+            inputs, positions = encode_words(tokenizer, family, words, max_length)
+            logits, _ = model(torch.tensor([inputs["input_ids"]]), token_type_ids=torch.tensor([inputs["token_type_ids"]]))
+            tags = [config["labels"][int(i)] for i in logits[0, positions].argmax(dim=-1)]
+            results.append(list(zip(words, tags)))
+    return results
+
+
+def predict_main(argv: list[str]):
+    import argparse
+    parser = argparse.ArgumentParser(prog="finetune.py predict", description="Run a fine-tuned checkpoint.")
+    parser.add_argument("--ckpt", required=True, help="a finetune.py out_dir, or its best/ or merged/ folder")
+    parser.add_argument("--max_new_tokens", type=int, default=200, help="lm: tokens to generate")
+    parser.add_argument("texts", nargs="+", help="texts to classify, tag (words split on spaces) or continue")
+    args = parser.parse_args(argv)
+    results = predict(args.ckpt, args.texts, args.max_new_tokens)
+    for text, result in zip(args.texts, results):
+        if isinstance(result, tuple):
+            print(f"{result[0]}\t{result[1]:.3f}\t{text}")
+        elif isinstance(result, list):
+            print(" ".join(f"{word}/{tag}" for word, tag in result))
+        else:
+            print(result)
+    return results
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["predict"]:
+        return predict_main(argv[1:])
+    try:
+        return train(argv)
+    except (FinetuneDataError, FileNotFoundError) as err:
+        sys.exit(f"error: {err}")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except KeyboardInterrupt:
+        sys.exit(130)

