@@ -117,6 +117,12 @@ def test_orthogonality_penalty_is_the_frobenius_formula():
     torch.testing.assert_close(layer.orthogonality_penalty(), expected)
 
 
+def test_controller_penalty_is_orth_reg_times_the_mean_over_layers():
+    model, controller = adalora_model()
+    layer_penalties = torch.stack([layer.orthogonality_penalty() for layer in svd_layers(model)])
+    torch.testing.assert_close(controller.penalty(model), 0.1 * layer_penalties.mean())  # orth_reg default 0.1
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_adalora_merged_equals_unmerged(kind):
     model, _ = adalora_model(kind)

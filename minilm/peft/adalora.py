@@ -8,7 +8,7 @@ where m (rank_mask, 0 or 1) says which singular values are kept. The total numbe
 budget) falls during training, and the triplets (P[:, i], λ_i, Q[i, :]) that matter least are
 masked. Three pieces:
 
-  - orthogonality penalty, added to the loss: γ · Σ_layers ||PᵀP − I||²_F + ||QQᵀ − I||²_F,
+  - orthogonality penalty, added to the loss: γ · mean_layers ||PᵀP − I||²_F + ||QQᵀ − I||²_F,
     which keeps P and Q near orthonormal so that λ_i measures the size of direction i;
   - importance of each entry θ: the sensitivity I = |θ · ∂L/∂θ|, smoothed Ī ← β1 Ī + (1 − β1) I,
     its uncertainty Ū ← β2 Ū + (1 − β2) |I − Ī|, and the score s = Ī · Ū; a triplet's score is
@@ -118,8 +118,10 @@ class AdaLoRAController:
         return self.target_budget + int((self.initial_budget - self.target_budget) * remaining ** 3)
 
     def penalty(self, model=None) -> torch.Tensor:
-        """orth_reg · Σ ||PᵀP − I||²_F + ||QQᵀ − I||²_F, to add to the loss."""
-        return self.orth_reg * sum(layer.orthogonality_penalty() for layer in self.layers.values())
+        """orth_reg · mean over layers of ||PᵀP − I||²_F + ||QQᵀ − I||²_F, to add to the loss.
+        (The mean, not the paper's sum, so that orth_reg means the same at any depth.)"""
+        penalties = [layer.orthogonality_penalty() for layer in self.layers.values()]
+        return self.orth_reg * sum(penalties) / len(penalties)
 
     @torch.no_grad()
     def update(self, model, step: int) -> None:
