@@ -189,6 +189,9 @@ class Trainer:
                     loss = self.task.loss(model, to_device(micro, self.device))
                 self.scaler.scale(loss / accum).backward()  # mean over micro-batches
             total += loss.detach()
+        if self.dist.enabled:  # the whole step's loss, so every process logs it and stops on NaN alike
+            torch.distributed.all_reduce(total)
+            total /= world
         loss_value = total.item() / accum
         self._check_finite(loss_value)
         self.scaler.unscale_(self.optimizer)  # from here on the gradients are the true ones
