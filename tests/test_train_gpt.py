@@ -127,3 +127,11 @@ def test_best_checkpoint_reloads_into_a_gpt_that_scores_the_best_val_loss(finish
     with torch.no_grad():
         val_loss = task.evaluate(model, TrainConfig(batch_size=8, eval_iters=4), "cpu")["val_loss"]
     assert val_loss == pytest.approx(best_val_loss, rel=1e-6)
+
+
+def test_sample_py_generates_from_the_best_checkpoint(finished_run, capsys):
+    import sample
+    texts = sample.main(["--ckpt", str(finished_run[1] / "best"), "--prompt", "to be", "--num_samples", "2",
+                         "--max_new_tokens", "12", "--seed", "0", "--device", "cpu"])
+    assert len(texts) == 2 and all(t.startswith("to be") and len(t) == 17 for t in texts)
+    assert texts[0] in capsys.readouterr().out
