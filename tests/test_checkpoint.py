@@ -1,7 +1,6 @@
 """Checkpoint folders: atomic writes that survive a crash, clear errors for corrupt files, safe loading,
 wrapper prefixes kept out of the file, tied weights stored once."""
 
-import json
 import os
 import pickle
 
