@@ -221,6 +221,23 @@ def test_nan_loss_is_not_applied_to_the_weights(tmp_path):
         assert torch.isfinite(tensor).all(), name
 
 
+def test_float16_nan_step_is_skipped_by_the_scaler_and_counted(tmp_path):
+    trainer = run(tmp_path, ToyTask(nan_at=3), dropout=0.0, dtype="float16", max_iters=5, eval_interval=5)
+    assert trainer.step == 5 and trainer.skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_patience_stops_after_that_many_evaluations_without_improvement(tmp_path):
+    class Worsening(ToyTask):
+        def evaluate(self, model, cfg, device):
+            self.eval_calls += 1
+            return {"val_loss": float(self.eval_calls)}  # 1, 2, 3, ...: only the first is a best
+
+    trainer = run(tmp_path, Worsening(), max_iters=20, eval_interval=2, patience=2)
+    assert trainer.step == 6  # best at step 2, no better at 4 and 6
+    assert json.loads((tmp_path / "best" / "config.json").read_text())["step"] == 2
+
+
 def test_learning_rate_warms_up_linearly_then_follows_the_cosine_down_to_min_lr():
     cfg = TrainConfig(lr=1.0, min_lr=0.1, warmup_iters=4, lr_decay_iters=104, max_iters=200)
     expected = {
