@@ -76,7 +76,7 @@ def train_run(name, data, out, extra):
 
 
 def check_training(data, out):
-    short = ["--max_iters", "300", "--eval_interval", "300", "--log_interval", "50", "--batch_size", "64",
+    short = ["--max_iters", "200", "--eval_interval", "200", "--log_interval", "50", "--batch_size", "64",
              "--block_size", "256", "--n_layer", "6", "--n_head", "6", "--n_embd", "384"]
     for dtype in ("float32", "bfloat16", "float16"):
         train_run(f"train_{dtype}", data, out, short + ["--dtype", dtype])
@@ -133,7 +133,7 @@ def nanogpt_long(data, out):
     argv = ["--max_iters", "5000", "--eval_interval", "500", "--log_interval", "250", "--batch_size", "64",
             "--block_size", "256", "--n_layer", "6", "--n_head", "6", "--n_embd", "384", "--dropout", "0.2",
             "--lr", "1e-3", "--min_lr", "1e-4", "--warmup_iters", "100", "--lr_decay_iters", "5000",
-            "--beta2", "0.99", "--weight_decay", "0.1", "--eval_iters", "200",
+            "--beta2", "0.99", "--weight_decay", "0.1", "--eval_iters", "100",
             "--dtype", "bfloat16", "--compile", "--attn_impl", "sdpa"]
     train_run("nanogpt_shakespeare_char_6layer", data, out, argv)
 
