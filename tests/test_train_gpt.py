@@ -7,6 +7,7 @@ import random
 import pytest
 import torch
 
+import sample
 import train_gpt
 from minilm import GPT, GPTConfig
 from minilm.checkpoint import load_checkpoint, load_model_weights
@@ -130,7 +131,6 @@ def test_best_checkpoint_reloads_into_a_gpt_that_scores_the_best_val_loss(finish
 
 
 def test_sample_py_generates_from_the_best_checkpoint(finished_run, capsys):
-    import sample
     texts = sample.main(["--ckpt", str(finished_run[1] / "best"), "--prompt", "to be", "--num_samples", "2",
                          "--max_new_tokens", "12", "--seed", "0", "--device", "cpu"])
     assert len(texts) == 2 and all(t.startswith("to be") and len(t) == 17 for t in texts)
