@@ -102,7 +102,7 @@ def main():
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for name in args.shapes:
         medians, spreads, description = bench_shape(name, args.repeats, args.warmup)
-        print(f"\n{description}")
+        print(f"\n{description}", flush=True)
         print(f"{'attention':<16}{'minilm ms/step':>16}{'reference ms/step':>19}{'minilm/ref':>12}")
         for minilm_kind, reference_kind in PAIRS:
             ours, theirs = medians[("minilm", minilm_kind)], medians[("reference", reference_kind)]
