@@ -30,6 +30,7 @@ from minilm import BertConfig, BertForPreTraining
 from minilm.cli import parse_args
 from minilm.distributed import init_distributed, resolve_device
 from minilm.losses import IGNORE_INDEX
+from minilm.metrics_log import MetricsLog
 from minilm.trainer import Task, Trainer, TrainConfig, seed_everything, to_device
 from tokenizer import WordPieceTokenizer
 
@@ -198,6 +199,28 @@ def build_model(model_cfg: BertConfig, data_cfg: DataConfig, tokenizer) -> BertF
     return model
 
 
+def plot_accuracies(metrics_path: Path, png_path: Path, baselines: dict[str, float]) -> None:
+    """Validation MLM and NSP accuracy against the step, with the no-clue baselines as dashed lines."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [row for row in MetricsLog(metrics_path).rows() if "val_mlm_acc" in row]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for name, label, color in (("mlm_acc", "MLM", "tab:blue"), ("nsp_acc", "NSP", "tab:orange")):
+        ax.plot([r["step"] for r in rows], [r[f"val_{name}"] for r in rows], marker=".", color=color,
+                label=f"val {label} accuracy")
+        ax.axhline(baselines[name], color=color, linestyle="--", linewidth=1, label=f"{label} baseline")
+    ax.set_xlabel("step")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(png_path, dpi=100)
+    plt.close(fig)
+
+
 @torch.no_grad()
 def fill_mask_demo(model: BertForPreTraining, tokenizer, device: str, top_k: int = 5) -> None:
     """Print the top-k predictions for the [MASK] in each demo sentence."""
@@ -248,6 +271,7 @@ def main(argv=None):
                   f"ratio {metrics['val_mlm_acc'] / base['mlm_acc']:.2f}) | val NSP accuracy "
                   f"{metrics['val_nsp_acc']:.1%} (always the more common label: {base['nsp_acc']:.1%}); "
                   f"checkpoints in {train_cfg.out_dir}/best and /ckpt")
+            plot_accuracies(trainer.metrics.path, Path(train_cfg.out_dir) / "accuracy.png", base)
         fill_mask_demo(trainer.model, tokenizer, trainer.device)
     return metrics
 
