@@ -25,6 +25,7 @@ from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, rea
                                 subsample,
                                 read_tagging_file)
 from data.finetune_encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
+from minilm.attention import MultiHeadAttention
 from minilm.checkpoint import save_checkpoint
 from minilm.cli import parse_args
 from minilm.finetune_io import FinetuneTrainer, backbone_record, load_base, load_finetuned, load_trained_weights
@@ -56,6 +57,8 @@ class FinetuneConfig:
                                                       "help": "tag: CoNLL columns or word/TAG lines"})
     max_length: int = field(default=128, metadata={"help": "tokens per example (lm: per window)"})
     head_dropout: float = field(default=0.1, metadata={"help": "dropout before the task head"})
+    attn_impl: str = field(default="sdpa", metadata={"choices": ("manual", "sdpa"), "help": "attention: the "
+                           "fused kernel (fast) or the written-out one (to step through)"})
     merge: bool = field(default=False, metadata={"help": "also write out_dir/merged: every tensor, LoRA "
                                                  "folded in, no base needed"})
 
@@ -71,13 +74,13 @@ RECIPES = {
     "sentiment-minilm": {
         "data": dict(task="classify", base="minilm-l6", data="sentiment-pang-lee", text_column="1",
                      label_column="0", max_length=64),
-        "train": dict(out_dir="out/sentiment-minilm", max_iters=250, batch_size=32, warmup_iters=25,
+        "train": dict(out_dir="out/sentiment-minilm", max_iters=150, batch_size=32, warmup_iters=15,
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
     "pos-minilm": {
         "data": dict(task="tag", base="minilm-l6", data="pos-oanc", max_examples=3000, max_length=96),
-        "train": dict(out_dir="out/pos-minilm", max_iters=200, batch_size=32, warmup_iters=20,
+        "train": dict(out_dir="out/pos-minilm", max_iters=150, batch_size=32, warmup_iters=15,
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
@@ -91,6 +94,7 @@ RECIPES = {
 # steps; a few fresh matrices need large ones.
 METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+RECIPE_METHOD_LR = {"pos-minilm": {"full": 1e-4}}  # a 45-tag head learns faster with a larger step
 
 
 def resolve_data_path(name: str | None):
@@ -112,7 +116,9 @@ class PeftLanguageModelTask(LanguageModelTask):
 
     def loss(self, model, batch):
         loss = super().loss(model, batch)
-        return loss if self.peft_controller is None else loss + self.peft_controller.penalty(model)
+        if self.peft_controller is not None and model.training:  # evaluation reports the plain loss
+            loss = loss + self.peft_controller.penalty(model)
+        return loss
 
     def on_gradients(self, model, step):
         if self.peft_controller is not None:
@@ -181,13 +187,21 @@ def resolve_defaults(configs: dict, argv: list[str]) -> None:
     data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
     given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
     if "lr" not in given:
-        table = LM_METHOD_LR if data_cfg.task == "lm" else METHOD_LR
+        table = {**(LM_METHOD_LR if data_cfg.task == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(configs["preset"], {})}
         train_cfg.lr = table[peft_cfg.method]
     if "metric" not in given and configs["preset"] is None:
         train_cfg.metric, train_cfg.metric_goal = ("val_loss", "min") if data_cfg.task == "lm" else ("val_acc", "max")
     if "adalora_tfinal" not in given:
         configs["peft"] = replace(peft_cfg, adalora_tinit=train_cfg.max_iters // 10,
                                   adalora_tfinal=max(train_cfg.max_iters * 4 // 5, train_cfg.max_iters // 10 + 1))
+
+
+def set_attention(backbone, attn_impl: str) -> None:
+    """Both kinds compute the same numbers (tests/test_attention.py); the fused one is faster."""
+    backbone.config.attn_impl = attn_impl
+    for module in backbone.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.attn_impl = attn_impl
 
 
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
@@ -205,6 +219,7 @@ def train(argv=None):
 
     seed_everything(train_cfg.seed)
     base = load_base(data_cfg.base)
+    set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
         raise ValueError(f"--task lm continues a GPT; --base {data_cfg.base} is a BERT")

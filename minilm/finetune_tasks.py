@@ -49,7 +49,7 @@ class _LabelledTask(Task):
 
     def loss(self, model, batch):
         _, loss = model(**batch)
-        if self.peft_controller is not None:
+        if self.peft_controller is not None and model.training:  # evaluation reports the plain loss
             loss = loss + self.peft_controller.penalty(unwrap_model(model))
         return loss
 
@@ -64,7 +64,7 @@ class _LabelledTask(Task):
         """train_loss on eval_iters random batches (fixed seed); val_loss and the task's scores on
         the whole validation split."""
         generator = torch.Generator().manual_seed(0)
-        train_losses = [self._plain_loss(model, to_device(self.get_batch("train", cfg.batch_size, generator), device))
+        train_losses = [self.loss(model, to_device(self.get_batch("train", cfg.batch_size, generator), device)).item()
                         for _ in range(cfg.eval_iters)]
         val = self.examples["val"]
         total_loss, golds, preds = 0.0, [], []
@@ -79,9 +79,6 @@ class _LabelledTask(Task):
         metrics = {"train_loss": sum(train_losses) / len(train_losses), "val_loss": total_loss / len(val)}
         metrics.update(self.scores(golds, preds))
         return metrics
-
-    def _plain_loss(self, model, batch) -> float:
-        return model(**batch)[1].item()  # without the AdaLoRA penalty: comparable across methods
 
 
 class ClassificationTask(_LabelledTask):
