@@ -105,7 +105,8 @@ def bench_gpt2_step(steps=20):
         mine = GPT(GPTConfig.preset("gpt2", attn_impl=impl)).cuda()
         hf_cfg = GPT2Config(n_embd=768, n_layer=12, n_head=12, n_positions=1024, vocab_size=50257,
                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-        ref = GPT2LMHeadModel(hf_cfg, attn_implementation="eager" if impl == "manual" else "sdpa").cuda()
+        hf_cfg._attn_implementation = "eager" if impl == "manual" else "sdpa"
+        ref = GPT2LMHeadModel(hf_cfg).cuda()
         for name, model, step in (("minilm", mine, lambda m: m(idx, targets=idx)[1]),
                                   ("transformers", ref, lambda m: m(idx, labels=idx).loss)):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
@@ -132,6 +133,7 @@ def nanogpt_long(data, out):
     # nanoGPT's train_shakespeare_char config: 6/6/384, block 256, batch 64, dropout 0.2, 5000 iters.
     argv = ["--max_iters", "5000", "--eval_interval", "500", "--log_interval", "250", "--batch_size", "64",
             "--block_size", "256", "--n_layer", "6", "--n_head", "6", "--n_embd", "384", "--dropout", "0.2",
+            "--attn_dropout", "0.2",
             "--lr", "1e-3", "--min_lr", "1e-4", "--warmup_iters", "100", "--lr_decay_iters", "5000",
             "--beta2", "0.99", "--weight_decay", "0.1", "--eval_iters", "100",
             "--dtype", "bfloat16", "--compile", "--attn_impl", "sdpa"]
@@ -143,6 +145,7 @@ def main():
     parser.add_argument("--data", required=True)
     parser.add_argument("--out", default="out/gpu")
     parser.add_argument("--long", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated step names to run")
     args = parser.parse_args()
     os.chdir(Path(__file__).resolve().parents[1])
     record("device", torch.cuda.get_device_name())
@@ -152,6 +155,8 @@ def main():
     if args.long:
         steps.append(("nanogpt_long", lambda: nanogpt_long(args.data, args.out)))
     for name, fn in steps:
+        if args.only and name not in args.only.split(","):
+            continue
         try:
             fn()
         except Exception as err:  # report and go on: one failure should not hide the other figures
