@@ -78,7 +78,8 @@ def _base_folder(spec: str) -> Path:
     if not (folder / "config.json").exists():
         raise FileNotFoundError(f"--base {spec}: not a model folder (no config.json); pass one of "
                                 f"{', '.join(BASE_ALIASES)}, a train_gpt.py / train_bert.py out_dir or "
-                                "checkpoint folder, or a Hugging Face folder")
+                                "checkpoint folder, or a Hugging Face folder (for out/gpt-small, run "
+                                "`python train_gpt.py --config small` first: about 5 minutes on 2 cores)")
     return resolve_checkpoint(folder)
 
 
