@@ -113,6 +113,7 @@ class PeftLanguageModelTask(LanguageModelTask):
     """train_gpt.py's next-token Task, plus AdaLoRA's penalty and rank update when it is the method."""
 
     peft_controller = None
+    default_metric = ("val_loss", "min")
 
     def loss(self, model, batch):
         loss = super().loss(model, batch)
@@ -181,19 +182,24 @@ def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
 
 # ------------------------------------------------------------------------------------------ training
 
-def resolve_defaults(configs: dict, argv: list[str]) -> None:
+def flags_given(argv: list[str]) -> set[str]:
+    return {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
+
+
+def resolve_defaults(configs: dict, given: set[str]) -> None:
     """Defaults that depend on other choices, applied unless the flag was given: the learning rate
-    per method, the metric per task, AdaLoRA's schedule per max_iters."""
+    per method (and recipe), AdaLoRA's schedule per max_iters."""
     data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
-    given = {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
     if "lr" not in given:
         table = {**(LM_METHOD_LR if data_cfg.task == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(configs["preset"], {})}
         train_cfg.lr = table[peft_cfg.method]
-    if "metric" not in given and configs["preset"] is None:
-        train_cfg.metric, train_cfg.metric_goal = ("val_loss", "min") if data_cfg.task == "lm" else ("val_acc", "max")
-    if "adalora_tfinal" not in given:
-        configs["peft"] = replace(peft_cfg, adalora_tinit=train_cfg.max_iters // 10,
-                                  adalora_tfinal=max(train_cfg.max_iters * 4 // 5, train_cfg.max_iters // 10 + 1))
+    schedule = {"adalora_tinit": train_cfg.max_iters // 10, "adalora_tfinal": train_cfg.max_iters * 4 // 5}
+    schedule = {name: value for name, value in schedule.items() if name not in given}
+    if schedule:
+        tinit = schedule.get("adalora_tinit", peft_cfg.adalora_tinit)
+        if "adalora_tfinal" in schedule:
+            schedule["adalora_tfinal"] = max(schedule["adalora_tfinal"], tinit + 1)
+        configs["peft"] = replace(peft_cfg, **schedule)
 
 
 def set_attention(backbone, attn_impl: str) -> None:
@@ -213,7 +219,8 @@ def train(argv=None):
     argv = ["--config" if arg == "--recipe" else arg for arg in argv]  # --recipe is the name users see
     configs = parse_args(RECIPES, {"data": FinetuneConfig, "train": TrainConfig, "peft": PeftConfig}, argv,
                          description=__doc__.split("\n")[0])
-    resolve_defaults(configs, argv)
+    given = flags_given(argv)
+    resolve_defaults(configs, given)
     data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
     print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
 
@@ -232,6 +239,9 @@ def train(argv=None):
     model = build_model(data_cfg, base.backbone, len(labels) if labels else None)
     # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
     task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
+    if "metric" not in given and configs["preset"] is None:  # the task's own: val_acc, val_f1 or val_loss
+        train_cfg.metric, train_cfg.metric_goal = task.default_metric
+    print(f"best checkpoint by {train_cfg.metric} ({train_cfg.metric_goal})")
     print(f"parameters: {parameter_report(model)}")
 
     checkpoint_config = {
