@@ -113,6 +113,7 @@ IGNORED_BUFFERS = [r"h\.\d+\.attn\.bias", r"h\.\d+\.attn\.masked_bias", r"embedd
 # older files store twice (transformers ties cls.predictions.decoder.bias to cls.predictions.bias).
 LEGACY_SUFFIXES = {".gamma": ".weight", ".beta": ".bias"}
 LEGACY_NAMES = {"cls.predictions.decoder.bias": "cls.predictions.bias"}
+HEADS = ("mlm_head", "nsp_head")  # BertForPreTraining's heads: may be absent, then freshly initialised
 
 
 @dataclass(frozen=True)
@@ -191,36 +192,34 @@ def load_hf_state_dict(model, checkpoint: dict[str, torch.Tensor], source: str =
     tensors = _canonical_names(checkpoint, _family(model))
     mappings = mappings_for(model)
     params = model.state_dict()  # shares storage with the parameters: copy_ below writes into the model
-    expected_shapes = {m.hf: _to_hf(m.how, [params[n] for n in m.minilm]).shape
-                       for m in mappings if m.how != TIED}
-    wanted = {m.hf for m in mappings}
-    is_head = {m.hf: m.minilm[0].split(".")[0] in ("mlm_head", "nsp_head") for m in mappings}
-
-    missing = [m.hf for m in mappings if m.how != TIED and m.hf not in tensors]
-    missing_backbone = [name for name in missing if not is_head[name]]
-    if missing_backbone:
-        raise CheckpointError(
-            f"{source}: {len(missing_backbone)} tensor(s) the model needs are missing, e.g. "
-            f"{missing_backbone[:6]}; the file has e.g. {sorted(checkpoint)[:4]}. Is it a "
-            f"{_family(model)} checkpoint of the shape config.json describes?")
+    _check_names(model, mappings, tensors, source, example_keys=sorted(checkpoint)[:4])
     for m in mappings:
         if m.hf in tensors:
-            _check_shape_and_tie(m, tensors, expected_shapes, source)
-
-    unexpected = sorted(set(tensors) - wanted)
-    if unexpected:
-        warnings.warn(f"{source}: {len(unexpected)} tensor(s) not used by {type(model).__name__}: "
-                      f"{unexpected[:10]}", stacklevel=3)
-    fresh_heads = sorted({m.minilm[0].split(".")[0] for m in mappings if m.hf in missing})
-    if fresh_heads:
-        warnings.warn(f"{source} has no weights for {', '.join(fresh_heads)}: freshly initialised, "
-                      "train them before use", stacklevel=3)
-
+            _check_shape_and_tie(m, tensors, params, source)
     with torch.no_grad():
         for m in mappings:
             if m.how != TIED and m.hf in tensors:
                 for name, tensor in zip(m.minilm, _from_hf(m.how, tensors[m.hf])):
                     params[name].copy_(tensor)  # also casts, e.g. float16 files into a float32 model
+
+
+def _check_names(model, mappings: list[Mapping], tensors, source: str, example_keys: list[str]) -> None:
+    """Missing backbone tensors are an error; missing heads and unused tensors are warnings."""
+    missing = [m for m in mappings if m.how != TIED and m.hf not in tensors]
+    missing_backbone = [m.hf for m in missing if m.minilm[0].split(".")[0] not in HEADS]
+    if missing_backbone:
+        raise CheckpointError(
+            f"{source}: {len(missing_backbone)} tensor(s) the model needs are missing, e.g. "
+            f"{missing_backbone[:6]}; the file has e.g. {example_keys}. Is it a "
+            f"{_family(model)} checkpoint of the shape config.json describes?")
+    unexpected = sorted(set(tensors) - {m.hf for m in mappings})
+    if unexpected:
+        warnings.warn(f"{source}: {len(unexpected)} tensor(s) not used by {type(model).__name__}: "
+                      f"{unexpected[:10]}", stacklevel=5)  # point at the caller of from_pretrained
+    fresh_heads = sorted({m.minilm[0].split(".")[0] for m in missing})
+    if fresh_heads:
+        warnings.warn(f"{source} has no weights for {', '.join(fresh_heads)}: freshly initialised, "
+                      "train them before use", stacklevel=5)  # point at the caller of from_pretrained
 
 
 def _canonical_names(checkpoint, family: str) -> dict[str, torch.Tensor]:
@@ -233,21 +232,20 @@ def _canonical_names(checkpoint, family: str) -> dict[str, torch.Tensor]:
             name = name[: -len(old)] + new if name.endswith(old) else name
         is_buffer = any(re.fullmatch(pattern, name) for pattern in IGNORED_BUFFERS)
         # A legacy name whose tensor the file also stores under the new name is a second copy.
-        is_duplicate = name in LEGACY_NAMES and (LEGACY_NAMES[name] in checkpoint
-                                                 or prefix + LEGACY_NAMES[name] in checkpoint)
+        is_duplicate = name in LEGACY_NAMES and LEGACY_NAMES[name] in checkpoint
         if not (is_buffer or is_duplicate):
             tensors[LEGACY_NAMES.get(name, name)] = tensor
     return tensors
 
 
-def _check_shape_and_tie(m: Mapping, tensors, expected_shapes, source: str) -> None:
+def _check_shape_and_tie(m: Mapping, tensors, params, source: str) -> None:
     got = tensors[m.hf]
     if m.how == TIED:
         if m.tied_to in tensors and not torch.equal(got, tensors[m.tied_to]):
             raise CheckpointError(f"{source}: {m.hf} differs from {m.tied_to}, but minilm ties the two "
                                   "(one shared matrix); this checkpoint was trained untied")
         return
-    want = expected_shapes[m.hf]
+    want = _to_hf(m.how, [params[n] for n in m.minilm]).shape  # the shape this model would save
     if got.shape != want:
         raise CheckpointError(
             f"{source}: tensor {m.hf!r} has shape {tuple(got.shape)} in the file but minilm expects "

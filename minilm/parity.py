@@ -3,10 +3,10 @@
     python -m minilm.parity PATH [--tokens 50] [--tol 1e-5]
 
 Loads PATH (a GPT-2 or BERT folder) into both libraries, feeds both the same inputs, and prints the
-largest absolute difference of every output (next to the largest reference value), plus, for GPT-2, whether greedy decoding picks the
-same tokens with and without minilm's KV cache. An output agrees when max|Δ| <= tol * max(1, max|ref|):
-absolute for outputs of order 1, relative for large logits (real GPT-2's reach ~100, where float32
-rounding alone is ~1e-5). Exit status 0 when everything agrees.
+largest absolute difference of every output next to the largest reference value, plus, for GPT-2,
+whether greedy decoding picks the same tokens with and without minilm's KV cache. An output agrees
+when max|Δ| <= tol * max(1, max|ref|): absolute for outputs of order 1, relative for large logits
+(real GPT-2's reach ~100, where float32 rounding alone exceeds 1e-5). Exit status 0 when all agree.
 
 A user tool, not part of the library: it needs transformers (requirements-dev.txt), which minilm
 itself never imports.

@@ -90,6 +90,12 @@ def test_pooled_output_matches_transformers_on_padded_batch(minilm_model, refere
     assert max_diff(pooled, out.pooler_output) <= TOL
 
 
+def test_position_ids_buffer_is_skipped_without_a_warning(minilm_folder):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an "unused tensor" warning would fail the test
+        Bert.from_pretrained(minilm_folder)
+
+
 def test_checkpoint_without_heads_warns_which_heads_are_fresh(minilm_folder):
     with pytest.warns(UserWarning, match="no weights for mlm_head, nsp_head: freshly initialised"):
         BertForPreTraining.from_pretrained(minilm_folder)

@@ -6,6 +6,7 @@ gpt2 files (no prefix, attn.bias / attn.masked_bias buffers, pytorch_model.bin).
 """
 
 import json
+import warnings
 
 import pytest
 import torch
@@ -73,6 +74,14 @@ def test_legacy_layout_with_buffers_loads_the_same_weights(tiny, tmp_path):
     new, legacy = GPT.from_pretrained(folder).state_dict(), GPT.from_pretrained(tmp_path / "legacy").state_dict()
     assert new.keys() == legacy.keys()
     assert all(torch.equal(new[name], legacy[name]) for name in new)
+
+
+def test_legacy_buffers_are_skipped_without_a_warning(tiny, tmp_path):
+    _, folder = tiny
+    write_legacy_layout(folder, tmp_path / "legacy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an "unused tensor" warning would fail the test
+        GPT.from_pretrained(tmp_path / "legacy")
 
 
 @torch.no_grad()
