@@ -25,8 +25,8 @@ CONFIG = "config.json"
 TRAIN_STATE = "train_state.pt"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint folder is missing, incomplete or corrupt."""
+class CheckpointError(ValueError):
+    """A checkpoint folder (minilm's or Hugging Face's) is missing, incomplete, corrupt or does not fit."""
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:

@@ -26,12 +26,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .bert import Bert, BertForPreTraining
+from .checkpoint import CheckpointError
 from .config import BertConfig, GPTConfig
 from .gpt import GPT
-
-
-class CheckpointError(ValueError):
-    """A Hugging Face folder that cannot be loaded: the message names the problem and the fix."""
 
 
 COPY = "copy"
