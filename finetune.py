@@ -78,6 +78,13 @@ RECIPES = {
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
+    "spam-minilm": {  # the second classification set: 250 e-mails, long, so cut to 128 tokens
+        "data": dict(task="classify", base="minilm-l6", data="spam-apache", text_column="1", label_column="0",
+                     max_length=128, val_fraction=0.2),
+        "train": dict(out_dir="out/spam-minilm", max_iters=60, batch_size=16, warmup_iters=6, eval_interval=20,
+                      eval_iters=4, log_interval=10, weight_decay=0.01, patience=2, metric="val_acc",
+                      metric_goal="max"),
+    },
     "pos-minilm": {
         "data": dict(task="tag", base="minilm-l6", data="pos-oanc", max_examples=3000, max_length=96),
         "train": dict(out_dir="out/pos-minilm", max_iters=150, batch_size=32, warmup_iters=15,
