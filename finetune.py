@@ -154,15 +154,19 @@ def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
 
 
 def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str):
-    """The Task for classify / tag, and the label list it was built with."""
+    """The Task for classify / tag, and the label list it was built with.
+
+    The labels are those of --data (the held-out part included: a rare tag that only landed in
+    validation is still a known tag); a label in a separate --val_data file that --data lacks is an error."""
     examples = read_examples(cfg)
+    labelled_from = examples["train"] + (examples["val"] if cfg.val_data is None else [])
     if cfg.task == "classify":
-        label_map = LabelMap.from_labels(e.label for e in examples["train"])
+        label_map = LabelMap.from_labels(e.label for e in labelled_from)
         encoded = {split: encode_text_examples(items, tokenizer, family, label_map, cfg.max_length, split)
                    for split, items in examples.items()}
         task_cls = ClassificationTask
     else:
-        label_map = LabelMap.from_labels(tag for s in examples["train"] for tag in s.tags)
+        label_map = LabelMap.from_labels(tag for s in labelled_from for tag in s.tags)
         encoded = {}
         for split, items in examples.items():
             encoded[split], n_cut = encode_tagged_sentences(items, tokenizer, family, label_map, cfg.max_length, split)
