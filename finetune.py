@@ -30,7 +30,7 @@ from minilm.checkpoint import save_checkpoint
 from minilm.cli import parse_args
 from minilm.finetune_io import FinetuneTrainer, backbone_record, load_base, load_finetuned, load_trained_weights
 from minilm.finetune_tasks import ClassificationTask, TaggingTask
-from minilm.heads import HEAD_NAMES, HEADS, backbone_family
+from minilm.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.trainer import TrainConfig, seed_everything
 from train_gpt import LanguageModelTask
@@ -57,6 +57,8 @@ class FinetuneConfig:
                                                       "help": "tag: CoNLL columns or word/TAG lines"})
     max_length: int = field(default=128, metadata={"help": "tokens per example (lm: per window)"})
     head_dropout: float = field(default=0.1, metadata={"help": "dropout before the task head"})
+    pooling: str | None = field(default=None, metadata={"help": "classify: pooler (BERT default), last (GPT "
+                                                        "default) or mean over the real tokens"})
     attn_impl: str = field(default="sdpa", metadata={"choices": ("manual", "sdpa"), "help": "attention: the "
                            "fused kernel (fast) or the written-out one (to step through)"})
     merge: bool = field(default=False, metadata={"help": "also write out_dir/merged: every tensor, LoRA "
@@ -72,15 +74,17 @@ class FinetuneConfig:
 # Each recipe sets data, training and method fields; any flag overrides them. Timings: docs/finetuning.md.
 RECIPES = {
     "sentiment-minilm": {
+        # all-MiniLM-L6-v2 was trained to give mean-pooled sentence vectors; its pooler never trained.
         "data": dict(task="classify", base="minilm-l6", data="sentiment-pang-lee", text_column="1",
-                     label_column="0", max_length=64),
+                     label_column="0", max_length=64, pooling="mean"),
+        "peft": dict(lora_targets="q_proj,k_proj,v_proj,out_proj"),
         "train": dict(out_dir="out/sentiment-minilm", max_iters=150, batch_size=32, warmup_iters=15,
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
     "spam-minilm": {  # the second classification set: 250 e-mails, long, so cut to 128 tokens
         "data": dict(task="classify", base="minilm-l6", data="spam-apache", text_column="1", label_column="0",
-                     max_length=128, val_fraction=0.2),
+                     max_length=128, val_fraction=0.2, pooling="mean"),
         "train": dict(out_dir="out/spam-minilm", max_iters=60, batch_size=16, warmup_iters=6, eval_interval=20,
                       eval_iters=4, log_interval=10, weight_decay=0.01, patience=2, metric="val_acc",
                       metric_goal="max"),
@@ -99,7 +103,7 @@ RECIPES = {
 }
 # The learning rate each method starts from unless --lr is given: the whole model moves in small
 # steps; a few fresh matrices need large ones.
-METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 RECIPE_METHOD_LR = {"pos-minilm": {"full": 1e-4}}  # a 45-tag head learns faster with a larger step
 
@@ -222,7 +226,9 @@ def set_attention(backbone, attn_impl: str) -> None:
 
 
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
-    return backbone if cfg.task == "lm" else HEADS[cfg.task](backbone, num_labels, cfg.head_dropout)
+    if cfg.task == "classify":
+        return SequenceClassifier(backbone, num_labels, cfg.head_dropout, cfg.pooling)
+    return backbone if cfg.task == "lm" else TokenTagger(backbone, num_labels, cfg.head_dropout)
 
 
 def train(argv=None):
@@ -258,7 +264,8 @@ def train(argv=None):
     checkpoint_config = {
         "model_class": type(model).__name__, "task": data_cfg.task, "labels": labels, "base": base.pointer,
         "backbone": record, "peft": asdict(peft_cfg), "peft_applied": peft_cfg.method not in ("full", "freeze"),
-        "head": {"dropout": data_cfg.head_dropout}, "data": asdict(data_cfg),
+        "head": {"dropout": data_cfg.head_dropout, "pooling": getattr(model, "pooling", None)},
+        "data": asdict(data_cfg),
     }
     if data_cfg.task == "lm":
         checkpoint_config["model"] = record["model"]  # a full-method result is also a plain GPT checkpoint

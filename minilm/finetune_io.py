@@ -235,7 +235,11 @@ def load_finetuned(folder):
     else:
         backbone = load_base(base_spec(config["base"]), check_sha256=config["base"]["sha256"]).backbone
     task = config["task"]
-    model = backbone if task == "lm" else HEADS[task](backbone, len(config["labels"]), config["head"]["dropout"])
+    head = config["head"]
+    if task == "classify":
+        model = HEADS[task](backbone, len(config["labels"]), head["dropout"], head.get("pooling"))
+    else:
+        model = backbone if task == "lm" else HEADS[task](backbone, len(config["labels"]), head["dropout"])
     peft_cfg = PeftConfig(**config["peft"])
     if config["base"] is not None or config["peft_applied"]:
         apply_peft(model, peft_cfg, [] if task == "lm" else HEAD_NAMES)  # the same tensors, then loaded

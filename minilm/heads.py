@@ -1,9 +1,11 @@
 """Task heads on a pretrained backbone (a Bert or a GPT): sequence classification and token tagging.
 
     SequenceClassifier   one vector per sequence -> dropout -> linear -> (B, num_labels)
-        Bert: the pooled output, tanh(W · h[CLS]) (the vector BERT's pretraining put a head on)
-        GPT:  the hidden state of the last non-padding token, the only one that has seen the
-              whole text under causal attention
+        pooling "pooler" (Bert's default): tanh(W · h[CLS]), the vector BERT's pretraining put a head on
+        pooling "last" (GPT's default): the hidden state of the last non-padding token, the only
+              one that has seen the whole text under causal attention
+        pooling "mean": the mean hidden state over the real tokens (what sentence-transformers
+              models such as all-MiniLM-L6-v2 were trained to produce; their pooler never was)
     TokenTagger          every hidden state -> dropout -> linear -> (B, T, num_labels)
 
 The head is named `classifier` in both, so `head_names=["classifier"]` picks it for PEFT, and the
@@ -49,7 +51,7 @@ def hidden_states(backbone: nn.Module, input_ids, attention_mask=None, token_typ
 class _TaskHead(nn.Module):
     """A backbone, then dropout and a linear layer named `classifier`."""
 
-    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1):
+    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1, pooling: str | None = None):
         super().__init__()
         self.family = backbone_family(backbone)
         drop_lm_head(backbone)
@@ -60,7 +62,15 @@ class _TaskHead(nn.Module):
         nn.init.zeros_(self.classifier.bias)
 
 
+POOLINGS = ("pooler", "last", "mean")
+
+
 class SequenceClassifier(_TaskHead):
+    def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1, pooling: str | None = None):
+        super().__init__(backbone, num_labels, dropout)
+        self.pooling = pooling or ("pooler" if self.family == "bert" else "last")
+        if self.pooling not in POOLINGS or (self.pooling == "pooler" and self.family != "bert"):
+            raise ValueError(f"pooling {self.pooling!r}: choose last or mean for a GPT, pooler, last or mean for a Bert")
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
         """input_ids (B, T), right-padded; attention_mask (B, T) 1 for real tokens; labels (B,).
@@ -73,10 +83,13 @@ class SequenceClassifier(_TaskHead):
     def features(self, input_ids, attention_mask=None, token_type_ids=None):
         """The one vector per sequence that the head reads: (B, C)."""
         hidden, pooled = hidden_states(self.backbone, input_ids, attention_mask, token_type_ids)  # (B, T, C)
-        if self.family == "bert":
-            return pooled
         if attention_mask is None:
-            return hidden[:, -1]
+            attention_mask = torch.ones(hidden.shape[:2], device=hidden.device)
+        if self.pooling == "pooler":
+            return pooled
+        if self.pooling == "mean":
+            mask = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1)
+            return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
         last = attention_mask.long().sum(dim=1) - 1  # (B,) index of the last real token (right padding)
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 

@@ -42,3 +42,11 @@ def test_bert_classifier_logits_do_not_change_when_the_batch_pads_the_sequence()
 def test_tagger_gives_one_score_vector_per_token():
     model = TokenTagger(tiny_gpt(vocab_size=20), num_labels=4).eval()
     assert logits_of(model, batch_of([1, 2, 3], [4, 5])).shape == (2, 3, 4)
+
+
+def test_mean_pooling_averages_only_the_real_tokens():
+    model = SequenceClassifier(tiny_bert(), num_labels=2, pooling="mean").eval()
+    batch = batch_of([2, 7, 8, 3], [2, 7, 8, 9, 10, 11, 3])
+    hidden, _ = model.backbone(batch["input_ids"], attention_mask=batch["attention_mask"])  # (B, T, C)
+    features = model.features(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"])
+    torch.testing.assert_close(features[0], hidden[0, :4].mean(dim=0))
