@@ -22,7 +22,7 @@ from data.prepare import fingerprint_tokenizer, get_batch, prepare_token_files, 
 from data.tokenizer_cache import cached_tokenizer
 from minilm import GPT, GPTConfig
 from minilm.cli import parse_args
-from minilm.distributed import init_distributed, resolve_device
+from minilm.distributed import init_distributed, main_process_first, resolve_device
 from minilm.trainer import Task, Trainer, TrainConfig, seed_everything
 from tokenizer import TOKENIZER_KINDS
 
@@ -123,11 +123,8 @@ def main(argv=None):
                          default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
     dist, device = init_distributed(resolve_device(train_cfg.device))
-    if dist.enabled and not dist.is_main:
-        torch.distributed.barrier()  # let rank 0 prepare the data first
-    tokenizer, tokens = prepare_data(data_cfg, model_cfg.block_size)
-    if dist.enabled and dist.is_main:
-        torch.distributed.barrier()
+    with main_process_first(dist):
+        tokenizer, tokens = prepare_data(data_cfg, model_cfg.block_size)
     model_cfg.vocab_size = tokenizer.vocab_size
     if dist.is_main:
         print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens, "

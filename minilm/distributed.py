@@ -1,5 +1,6 @@
 """Where training runs: device selection and, under `torchrun`, the process group for DDP."""
 
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -57,3 +58,14 @@ def init_distributed(device: str) -> tuple[Distributed, str]:
 def shutdown_distributed() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def main_process_first(info: Distributed):
+    """Run the block on the main process first, then on the others: e.g. preparing cached data files,
+    which the others then find ready instead of racing to write them."""
+    if info.enabled and not info.is_main:
+        dist.barrier()
+    yield
+    if info.enabled and info.is_main:
+        dist.barrier()
