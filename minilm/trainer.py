@@ -300,7 +300,15 @@ class Trainer:
     def save(self, folder, with_train_state: bool = True) -> Path:
         state = self._train_state() if with_train_state else None
         config = {**self.checkpoint_config, "step": self.step}
-        return save_checkpoint(folder, self.model, config, state, self.write_extra)
+        return save_checkpoint(folder, self.checkpoint_weights(), config, state, self.write_extra)
+
+    def checkpoint_weights(self) -> torch.nn.Module:
+        """The module whose weights a checkpoint stores (finetune.py's trainer stores only the trained part)."""
+        return self.model
+
+    def load_weights(self, state_dict: dict[str, torch.Tensor]) -> None:
+        """Put a checkpoint's weights back into the model (the inverse of checkpoint_weights)."""
+        load_model_weights(self.model, state_dict)
 
     def _train_state(self) -> dict:
         return {
@@ -317,7 +325,7 @@ class Trainer:
 
     def _restore(self) -> None:
         state_dict, _, state = load_checkpoint(self.out_dir / "ckpt")
-        load_model_weights(self.model, state_dict)
+        self.load_weights(state_dict)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
