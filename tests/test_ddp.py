@@ -15,7 +15,6 @@ from safetensors.torch import load_file
 import train_gpt
 from minilm import GPT, GPTConfig
 
-pytestmark = pytest.mark.slow  # three Python processes (~20 s on 2 busy cores)
 
 REPO = Path(__file__).resolve().parent.parent
 FLAGS = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "16", "--max_iters", "8",
@@ -23,13 +22,8 @@ FLAGS = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "1
          "--log_interval", "4", "--device", "cpu", "--progress", "false", "--num_samples", "0"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Like each torchrun worker (OMP_NUM_THREADS=1); two threads on a busy CPU can stall for 100s of ms."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = [pytest.mark.slow,  # three Python processes (~20 s on 2 busy cores)
+              pytest.mark.usefixtures("one_thread")]
 
 
 def free_port() -> int:

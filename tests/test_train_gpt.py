@@ -19,13 +19,7 @@ TINY_FLAGS = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size
               "--num_samples", "1", "--sample_tokens", "8"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy shared CPU two threads can stall for 100s of ms."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def write_text(path, n_lines=400):

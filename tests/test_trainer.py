@@ -13,13 +13,7 @@ from minilm.trainer import Task, TrainConfig, Trainer, learning_rate, make_optim
 VOCAB, BLOCK = 16, 16
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from threads, and on a busy shared CPU two threads can stall for 100s of ms."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class ToyTask(Task):
