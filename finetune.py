@@ -105,7 +105,7 @@ RECIPES = {
 # steps; a few fresh matrices need large ones.
 METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
-RECIPE_METHOD_LR = {"pos-minilm": {"full": 1e-4}}  # a 45-tag head learns faster with a larger step
+RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}}  # a fresh 45-tag head needs larger steps (1e-4: 87.1%)
 
 
 def resolve_data_path(name: str | None):
