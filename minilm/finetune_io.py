@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .bert import Bert, BertForPreTraining
-from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint, save_checkpoint,
+from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
                          unwrap_model)
 from .config import BertConfig, GPTConfig
 from .gpt import GPT
@@ -193,27 +193,11 @@ def _tied_copies(model) -> set[str]:
 class FinetuneTrainer(Trainer):
     """The shared Trainer, but its checkpoints (best/ and ckpt/) hold only the trained tensors."""
 
-    def save(self, folder, with_train_state: bool = True) -> Path:
-        state = self._train_state() if with_train_state else None
-        config = {**self.checkpoint_config, "step": self.step}
-        return save_checkpoint(folder, _TrainedPart(self.model), config, state, self.write_extra)
+    def checkpoint_weights(self):
+        return _TrainedPart(self.model)
 
-    def _restore(self) -> None:
-        # Trainer._restore, with load_trained_weights for load_model_weights.
-        state_dict, _, state = load_checkpoint(self.out_dir / "ckpt")
+    def load_weights(self, state_dict):
         load_trained_weights(self.model, state_dict)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["torch_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.data_generator.set_state(state["data_generator"])
-        self.step, self.best = state["step"], state["best"]
-        self.evals_without_improvement = state["evals_without_improvement"]
-        self.skipped_steps = state["skipped_steps"]
-        if self.dist.is_main:
-            self.metrics.truncate_after(self.step)
-        print(f"resumed from {self.out_dir / 'ckpt'} at step {self.step}")
 
 
 # ------------------------------------------------------------------------------ fine-tuned checkpoints
