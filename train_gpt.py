@@ -42,7 +42,7 @@ PRESETS = {
     # CPU-sized and character-level: about 5 minutes on 2 cores, data preparation included.
     "small": {
         "model": dict(GPTConfig.PRESETS["small"], block_size=128),
-        "train": dict(out_dir="out/gpt-small", max_iters=2500, batch_size=16, lr=2e-3, warmup_iters=100,
+        "train": dict(out_dir="out/gpt-small", max_iters=2000, batch_size=16, lr=2e-3, warmup_iters=100,
                       eval_interval=500, eval_iters=20, log_interval=100, weight_decay=0.1, beta2=0.99),
     },
     # nanoGPT's published CPU settings, for comparing figures on tinyshakespeare (--data).
