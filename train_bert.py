@@ -28,7 +28,7 @@ from data.prepare import fingerprint_tokenizer
 from data.tokenizer_cache import cached_tokenizer
 from minilm import BertConfig, BertForPreTraining
 from minilm.cli import parse_args
-from minilm.distributed import init_distributed, resolve_device
+from minilm.distributed import init_distributed, main_process_first, resolve_device
 from minilm.losses import IGNORE_INDEX
 from minilm.metrics_log import MetricsLog
 from minilm.trainer import Task, Trainer, TrainConfig, seed_everything, to_device
@@ -258,11 +258,8 @@ def main(argv=None):
                          default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
     dist, _ = init_distributed(resolve_device(train_cfg.device))
-    if dist.enabled and not dist.is_main:
-        torch.distributed.barrier()  # let rank 0 train the tokenizer and tokenize first
-    tokenizer, samplers, most_frequent_id = prepare_data(data_cfg)
-    if dist.enabled and dist.is_main:
-        torch.distributed.barrier()
+    with main_process_first(dist):  # rank 0 trains the tokenizer and tokenizes first
+        tokenizer, samplers, most_frequent_id = prepare_data(data_cfg)
     if dist.is_main:
         sizes = {s: (sampler.docs.num_documents, len(sampler.docs.tokens)) for s, sampler in samplers.items()}
         print("data: " + ", ".join(f"{s} {d} documents / {n:,} tokens" for s, (d, n) in sizes.items())

@@ -10,6 +10,7 @@ from .attention import KVCache
 from .blocks import Block, init_weights
 from .config import BertConfig
 from .losses import IGNORE_INDEX, mlm_loss, nsp_loss
+from .pretrained import PretrainedModel
 
 
 class BertEmbeddings(nn.Module):
@@ -28,7 +29,7 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.ln(x))
 
 
-class Bert(nn.Module):
+class Bert(PretrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -67,20 +68,6 @@ class Bert(nn.Module):
             maps.append(attn_probs)
         return maps
 
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Load a Hugging Face BERT folder (config.json + model.safetensors or pytorch_model.bin)."""
-        from .hf import load_pretrained
-        return load_pretrained(cls, path)
-
-    def save_pretrained(self, path):
-        """Write a folder that Hugging Face transformers loads."""
-        from .hf import save_pretrained
-        save_pretrained(self, path)
-
 
 class MLMHead(nn.Module):
     """Predicts the original token at a masked position: dense -> GELU -> LayerNorm -> vocabulary."""
@@ -106,7 +93,7 @@ class PreTrainingOutput:
     nsp_loss: torch.Tensor | None = None
 
 
-class BertForPreTraining(nn.Module):
+class BertForPreTraining(PretrainedModel):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -129,17 +116,3 @@ class BertForPreTraining(nn.Module):
         losses = [loss for loss in (out.mlm_loss, out.nsp_loss) if loss is not None]
         out.loss = sum(losses) if losses else None
         return out
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Load a Hugging Face BERT folder (config.json + model.safetensors or pytorch_model.bin)."""
-        from .hf import load_pretrained
-        return load_pretrained(cls, path)
-
-    def save_pretrained(self, path):
-        """Write a folder that Hugging Face transformers loads."""
-        from .hf import save_pretrained
-        save_pretrained(self, path)

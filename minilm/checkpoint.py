@@ -120,13 +120,13 @@ def load_model_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tenso
             raise CheckpointError(f"tensor {name}: checkpoint has shape {tuple(tensor.shape)}, "
                                   f"model expects {tuple(expected[name].shape)}; the configs differ")
     missing, unexpected = model.load_state_dict(state_dict, strict=False)
-    tied = _tied_names(model)
+    tied = tied_names(model)
     missing = [name for name in missing if name not in tied]
     if missing or unexpected:
         raise CheckpointError(f"checkpoint does not fit the model: missing {missing}, unexpected {unexpected}")
 
 
-def _tied_names(model) -> set[str]:
+def tied_names(model) -> set[str]:
     """Names of parameters that share storage with an earlier parameter (and so are not saved)."""
     seen, tied = set(), set()
     for name, tensor in model.state_dict().items():

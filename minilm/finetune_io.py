@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 
 from .bert import Bert, BertForPreTraining
-from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint,
+from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint, tied_names,
                          unwrap_model)
 from .config import BertConfig, GPTConfig
 from .gpt import GPT
@@ -169,7 +169,7 @@ def load_trained_weights(model, state_dict: dict[str, torch.Tensor]) -> None:
     """Load a trained_state_dict into a model built on the same base; every trained tensor must fit."""
     model = unwrap_model(model)
     expected = trained_state_dict(model)
-    missing = sorted(set(expected) - set(state_dict) - _tied_copies(model))
+    missing = sorted(set(expected) - set(state_dict) - tied_names(model))
     unexpected = sorted(set(state_dict) - set(model.state_dict()))
     if missing or unexpected:
         raise CheckpointError(f"checkpoint does not fit the model: missing {missing[:8]}, unexpected "
@@ -179,15 +179,6 @@ def load_trained_weights(model, state_dict: dict[str, torch.Tensor]) -> None:
             raise CheckpointError(f"tensor {name}: checkpoint has shape {tuple(tensor.shape)}, the model "
                                   f"{tuple(model.state_dict()[name].shape)}; the configs differ")
     model.load_state_dict(state_dict, strict=False)
-
-
-def _tied_copies(model) -> set[str]:
-    seen, tied = set(), set()
-    for name, tensor in model.state_dict().items():
-        if tensor.data_ptr() in seen:
-            tied.add(name)
-        seen.add(tensor.data_ptr())
-    return tied
 
 
 class FinetuneTrainer(Trainer):

@@ -10,10 +10,11 @@ from .attention import KVCache
 from .blocks import Block, init_weights
 from .config import GPTConfig
 from .losses import next_token_loss
+from .pretrained import PretrainedModel
 from .sampling import sample_next_token
 
 
-class GPT(nn.Module):
+class GPT(PretrainedModel):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -88,17 +89,3 @@ class GPT(nn.Module):
             next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
             idx = torch.cat([idx, next_id], dim=1)
         return idx
-
-    def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())  # the tied matrix is counted once
-
-    @classmethod
-    def from_pretrained(cls, path):
-        """Load a Hugging Face GPT-2 folder (config.json + model.safetensors or pytorch_model.bin)."""
-        from .hf import load_pretrained
-        return load_pretrained(cls, path)
-
-    def save_pretrained(self, path):
-        """Write a folder that Hugging Face transformers loads as GPT2LMHeadModel."""
-        from .hf import save_pretrained
-        save_pretrained(self, path)
