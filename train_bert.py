@@ -72,7 +72,7 @@ PRESETS = {
     # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens (see docs/bert_pretraining.md).
     "small": {
         "model": _SMALL_MODEL,
-        "train": dict(_SMALL_TRAIN, out_dir="out/bert-small", max_iters=1800, warmup_iters=100,
+        "train": dict(_SMALL_TRAIN, out_dir="out/bert-small", max_iters=2400, warmup_iters=100,
                       eval_interval=250, log_interval=50),
         "data": dict(max_seq_len=128),
     },
