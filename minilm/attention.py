@@ -73,16 +73,16 @@ def build_attention_mask(
 
 class MultiHeadAttention(nn.Module):
     def __init__(self, n_embd: int, n_head: int, attn_dropout: float, resid_dropout: float,
-                 causal: bool, attn_impl: str = "manual"):
+                 causal: bool, attn_impl: str = "manual", bias: bool = True):
         super().__init__()
         self.n_head = n_head
         self.head_dim = n_embd // n_head
         self.causal = causal
         self.attn_impl = attn_impl
-        self.q_proj = nn.Linear(n_embd, n_embd)
-        self.k_proj = nn.Linear(n_embd, n_embd)
-        self.v_proj = nn.Linear(n_embd, n_embd)
-        self.out_proj = nn.Linear(n_embd, n_embd)
+        self.q_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.k_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.v_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
         self.attn_dropout = nn.Dropout(attn_dropout)
         self.resid_dropout = nn.Dropout(resid_dropout)
 

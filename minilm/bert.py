@@ -19,7 +19,7 @@ class BertEmbeddings(nn.Module):
         self.word = nn.Embedding(config.vocab_size, config.n_embd)
         self.position = nn.Embedding(config.block_size, config.n_embd)
         self.token_type = nn.Embedding(config.type_vocab_size, config.n_embd)  # segment A or B
-        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, input_ids, token_type_ids, past: int = 0):  # (B, T) ids -> (B, T, C)
@@ -35,7 +35,7 @@ class Bert(PretrainedModel):
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.blocks = nn.ModuleList(Block(config, causal=False, pre_ln=False) for _ in range(config.n_layer))
-        self.pooler = nn.Linear(config.n_embd, config.n_embd)  # reads the [CLS] position
+        self.pooler = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)  # reads the [CLS] position
         self.apply(lambda module: init_weights(module, config.init_std))
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, kv_cache: KVCache | None = None):
@@ -74,10 +74,10 @@ class MLMHead(nn.Module):
 
     def __init__(self, config: BertConfig, word_embedding: nn.Embedding):
         super().__init__()
-        self.dense = nn.Linear(config.n_embd, config.n_embd)
+        self.dense = nn.Linear(config.n_embd, config.n_embd, bias=config.bias)
         self.gelu = nn.GELU(approximate=config.gelu_approximate)
-        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.n_embd, config.vocab_size)
+        self.ln = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.decoder = nn.Linear(config.n_embd, config.vocab_size, bias=config.bias)
         self.decoder.weight = word_embedding.weight  # tied to the input word embedding
 
     def forward(self, hidden):  # (..., C) -> (..., vocab_size)
@@ -99,7 +99,7 @@ class BertForPreTraining(PretrainedModel):
         self.config = config
         self.bert = Bert(config)
         self.mlm_head = MLMHead(config, self.bert.embeddings.word)
-        self.nsp_head = nn.Linear(config.n_embd, 2)  # 0: B follows A, 1: B is random
+        self.nsp_head = nn.Linear(config.n_embd, 2, bias=config.bias)  # 0: B follows A, 1: B is random
         for head in (self.mlm_head, self.nsp_head):
             head.apply(lambda module: init_weights(module, config.init_std))
 

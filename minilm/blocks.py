@@ -18,10 +18,10 @@ class MLP(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.fc_in = nn.Linear(config.n_embd, config.mlp_width)
+        self.fc_in = nn.Linear(config.n_embd, config.mlp_width, bias=config.bias)
         # GPT-2 was trained with GELU's tanh approximation, BERT with the exact erf form.
         self.gelu = nn.GELU(approximate=config.gelu_approximate)
-        self.fc_out = nn.Linear(config.mlp_width, config.n_embd)
+        self.fc_out = nn.Linear(config.mlp_width, config.n_embd, bias=config.bias)
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(self, x):  # (B, T, C) -> (B, T, C)
@@ -33,11 +33,11 @@ class Block(nn.Module):
         super().__init__()
         self.pre_ln = pre_ln
         self.attn = MultiHeadAttention(
-            config.n_embd, config.n_head, config.attn_dropout, config.dropout, causal, config.attn_impl
+            config.n_embd, config.n_head, config.attn_dropout, config.dropout, causal, config.attn_impl, config.bias
         )
-        self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
-        self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
 
     def forward(self, x, padding_mask=None, kv_cache=None, layer: int = 0, return_attn: bool = False):
         """x: (B, T, C) -> (B, T, C), plus the attention probabilities if return_attn."""
@@ -54,11 +54,12 @@ class Block(nn.Module):
 
 
 def init_weights(module: nn.Module, std: float) -> None:
-    """The GPT-2 / BERT initialisation: weights ~ N(0, std), biases 0, LayerNorm the identity."""
+    """The GPT-2 / BERT initialisation: weights ~ N(0, std), biases (if any) 0, LayerNorm the identity."""
     if isinstance(module, (nn.Linear, nn.Embedding)):
         nn.init.normal_(module.weight, mean=0.0, std=std)
     if isinstance(module, nn.Linear) and module.bias is not None:
         nn.init.zeros_(module.bias)
     if isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)

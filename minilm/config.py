@@ -27,6 +27,7 @@ class TransformerConfig:
     gelu_approximate: str = "tanh"
     attn_impl: str = "manual"  # "manual": written out, what a reader steps through; "sdpa": fused kernel
     init_std: float = 0.02
+    bias: bool = True  # False: no bias in any Linear or LayerNorm (nanoGPT's default; GPT-2 and BERT have them)
 
     PRESETS: ClassVar[dict[str, dict]] = {}
 

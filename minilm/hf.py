@@ -134,6 +134,9 @@ def _family(model_or_cls) -> str:
 
 def mappings_for(model) -> list[Mapping]:
     """Expand NAME_TABLE for this model: one Mapping per Hugging Face tensor."""
+    if not model.config.bias:
+        raise ValueError(f"this {type(model).__name__} has bias=False, but Hugging Face GPT-2 and BERT checkpoints "
+                         "have a bias in every Linear and LayerNorm: only bias=True models map onto them")
     if isinstance(model, GPT):
         parts = [("GPT", "", "transformer.")]  # (table rows, minilm prefix, file prefix)
     elif isinstance(model, BertForPreTraining):

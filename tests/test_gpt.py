@@ -46,6 +46,26 @@ def test_residual_projections_are_initialised_with_std_scaled_by_depth():
         assert block.attn.q_proj.weight.std().item() == pytest.approx(0.02, rel=0.1)
 
 
+def test_bias_false_removes_every_bias_and_still_learns():
+    with_bias, without = tiny_gpt(), tiny_gpt(bias=False)
+    bias_names = [name for name, _ in with_bias.named_parameters() if name.endswith(".bias")]
+    assert len(bias_names) == 2 * 8 + 1  # per block: 4 attention projections, 2 MLP Linears, 2 LayerNorms; ln_f
+    assert not [name for name, _ in without.named_parameters() if name.endswith(".bias")]
+    n_bias = sum(p.numel() for name, p in with_bias.named_parameters() if name in bias_names)
+    assert without.num_parameters() == with_bias.num_parameters() - n_bias
+    without.train()
+    optimizer = torch.optim.AdamW(without.parameters(), lr=1e-2)
+    ids = random_ids(4, 16)
+    losses = []
+    for _ in range(30):
+        _, loss = without(ids[:, :-1], targets=ids[:, 1:])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
 def test_changing_later_tokens_never_changes_earlier_logits():
     model, ids = tiny_gpt(), random_ids(2, 8)
     logits, _ = model(ids)

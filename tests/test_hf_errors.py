@@ -112,3 +112,12 @@ def test_bert_shape_mismatch_from_config_is_refused(tmp_path):
     rewrite_config(tmp_path, max_position_embeddings=32)  # the config no longer describes the weights
     with pytest.raises(CheckpointError, match=r"'embeddings\.position_embeddings\.weight' has shape \(16, 8\)"):
         Bert.from_pretrained(tmp_path)
+
+
+@pytest.mark.parametrize("model_cls, config", [(GPT, TINY_GPT), (Bert, BertConfig(vocab_size=50, block_size=16,
+                                                                                   n_layer=1, n_head=2, n_embd=8))])
+def test_bias_free_model_cannot_be_saved_as_hugging_face(tmp_path, model_cls, config):
+    model = model_cls(type(config)(**{**config.to_dict(), "bias": False}))
+    with pytest.raises(ValueError, match="bias=False.*only bias=True models"):
+        model.save_pretrained(tmp_path)
+    assert not (tmp_path / "model.safetensors").exists()
