@@ -204,9 +204,10 @@ def test_the_cls_state_of_a_fresh_preset_model_depends_on_the_input(preset):
     torch.manual_seed(0)
     config = BertConfig.from_dict(train_bert.PRESETS[preset]["model"])
     model = BertForPreTraining(config).eval()
-    input_ids = torch.randint(5, config.vocab_size, (64, 128))  # (B, T) random pairs
+    T = train_bert.PRESETS[preset]["data"]["max_seq_len"]
+    input_ids = torch.randint(5, config.vocab_size, (64, T))  # (B, T) random pairs
     input_ids[:, 0] = CLS
-    token_type_ids = (torch.arange(128) >= 64).long().expand(64, -1)  # A is the first half
+    token_type_ids = (torch.arange(T) >= T // 2).long().expand(64, -1)  # A is the first half
     with torch.no_grad():
         hidden, _ = model.bert(input_ids, token_type_ids)  # (B, T, C)
     spread = hidden.std(dim=0).mean(dim=-1)  # (T,) how much each position's state varies across pairs
