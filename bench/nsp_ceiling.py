@@ -91,7 +91,7 @@ def main():
         words = (ids != tokenizer.cls_id) & (ids != tokenizer.sep_id) & (real == 1)
         log_p = play_log_probs(train_docs, V)
         same = (play_posterior(ids, words & (types == 0), log_p) * play_posterior(ids, words & (types == 1), log_p))
-        len_a = (types == 0).sum(1) - 2  # [CLS] and the first [SEP] have type 0 too
+        len_a = ((types == 0) & (real == 1)).sum(1) - 2  # [CLS] and the first [SEP] are type 0 too; so is padding
         junction = junction_score(ids, len_a, train_docs.tokens.astype(np.int64), V)
         same_log_odds = np.log(same.sum(1) + 1e-12) - np.log1p(-same.sum(1) + 1e-12)
         print(f"pairs of {max_seq_len} tokens: same play (naive Bayes) "
