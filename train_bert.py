@@ -76,7 +76,7 @@ PRESETS = {
                       eval_interval=250, log_interval=50),
         "data": dict(max_seq_len=128),
     },
-    # The same model on pairs of 256 tokens (twice the evidence per pair for NSP), 5,000 steps: about 30
+    # The same model on pairs of 256 tokens (twice the evidence per pair for NSP), 5,000 steps: about 27
     # minutes on 2 cores. Evaluated on 50 batches (1,600 pairs) for a steadier NSP figure.
     "long": {
         "model": dict(_SMALL_MODEL, block_size=256),

@@ -50,6 +50,7 @@ def run_minilm(data: str, seed: int):
 
 
 def nanogpt_lr(step: int, t: dict) -> float:
+    """nanoGPT's schedule, written out here on purpose: the reference must not share minilm's trainer code."""
     if step < t["warmup_iters"]:
         return t["lr"] * (step + 1) / (t["warmup_iters"] + 1)
     progress = (step - t["warmup_iters"]) / (t["lr_decay_iters"] - t["warmup_iters"])
