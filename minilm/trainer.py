@@ -91,6 +91,9 @@ class Task:
             metrics[f"{split}_loss"] = sum(losses) / len(losses)
         return metrics
 
+    def on_step_start(self, step: int) -> None:
+        """Called before each training step draws its batch (BERT's task shortens its pairs early on)."""
+
     def on_gradients(self, model, step: int) -> None:
         """Called after backward, before the optimizer step (AdaLoRA scores its ranks here)."""
 
@@ -176,6 +179,7 @@ class Trainer:
         # Draw the whole step's batch, keep this process's share, cut it into micro-batches. So
         # N processes (or k accumulation steps) see exactly the sequences one big batch would.
         world, accum = self.dist.world_size, cfg.grad_accum_steps
+        self.task.on_step_start(self.step)
         batch = self.task.get_batch("train", cfg.batch_size * accum * world, self.data_generator)
         self.tokens_per_step = self.task.count_tokens(batch)
         micro_batches = split_batch(split_batch(batch, world)[self.dist.rank], accum)

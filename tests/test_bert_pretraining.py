@@ -172,10 +172,12 @@ def test_the_same_pairs_are_masked_differently_on_each_draw():
 
 # ---- training ------------------------------------------------------------------------------------------
 
-def tiny_setup(dropout=0.0):
+def tiny_setup(dropout=0.0, phase1_iters=0):
     sampler, tokenizer = make_sampler(max_seq_len=16, n_docs=4, n_lines=20)
     tokenizer.vocab = [str(i) for i in range(tokenizer.vocab_size)]
-    task = PretrainingTask({"train": sampler, "val": sampler}, tokenizer, mlm_prob=0.15)
+    samplers = {"train": sampler, "val": sampler, "phase1": PairSampler(sampler.docs, 8, CLS, SEP, PAD)}
+    task = PretrainingTask(samplers, tokenizer, mlm_prob=0.15, phase1_iters=phase1_iters, phase1_batch_size=8,
+                           batch_size=4)
     config = BertConfig(vocab_size=tokenizer.vocab_size, block_size=16, n_layer=2, n_head=2, n_embd=32,
                         n_inner=64, dropout=dropout, attn_dropout=dropout)
     return task, config
@@ -195,6 +197,23 @@ def test_tiny_bert_for_pretraining_overfits_a_batch_of_pairs():
         loss.backward()
         optimizer.step()
     assert loss.item() < 0.05
+
+
+def test_phase1_steps_draw_the_shorter_pairs_and_later_steps_max_seq_len_ones():
+    task, _ = tiny_setup(phase1_iters=3)  # phase 1: 8 pairs of 8 tokens for every 4 pairs of 16
+    generator = torch.Generator().manual_seed(0)
+    task.on_step_start(2)
+    assert task.get_batch("train", 4, generator)["input_ids"].shape == (8, 8)
+    assert task.get_batch("train", 8, generator)["input_ids"].shape == (16, 8)  # 2 processes' worth
+    assert task.get_batch("val", 4, generator)["input_ids"].shape == (4, 16)
+    assert task.fixed_batches("train", TrainConfig(batch_size=4, eval_iters=1))[0]["input_ids"].shape == (4, 16)
+    task.on_step_start(3)
+    assert task.get_batch("train", 4, generator)["input_ids"].shape == (4, 16)
+
+
+def test_a_phase1_length_above_max_seq_len_raises_naming_both():
+    with pytest.raises(ValueError, match=r"phase1_seq_len \(128\).*max_seq_len \(64\)"):
+        train_bert.DataConfig(max_seq_len=64, phase1_iters=10, phase1_seq_len=128)
 
 
 @pytest.mark.parametrize("preset", ["small", "long"])
@@ -218,7 +237,8 @@ class InterruptAt(PretrainingTask):
     """Presses Ctrl-C half-way through step `step` (after its backward pass)."""
 
     def __init__(self, task, step):
-        super().__init__(task.samplers, task.tokenizer, task.mlm_prob)
+        super().__init__(task.samplers, task.tokenizer, task.mlm_prob, task.nsp_weight, task.phase1_iters,
+                         task.phase1_batch_size, task.batch_size)
         self.interrupt_step = step
 
     def on_gradients(self, model, step):
@@ -236,8 +256,9 @@ def train_losses(task, config, out_dir, resume=False):
     return [row["loss"] for row in rows if "loss" in row]
 
 
-def test_resume_after_an_interruption_repeats_the_uninterrupted_losses(tmp_path):
-    task, config = tiny_setup(dropout=0.1)  # dropout: the torch RNG must be restored too
+@pytest.mark.parametrize("phase1_iters", [0, 6])  # 6: the resumed run finishes phase 1, then leaves it
+def test_resume_after_an_interruption_repeats_the_uninterrupted_losses(tmp_path, phase1_iters):
+    task, config = tiny_setup(dropout=0.1, phase1_iters=phase1_iters)  # dropout: the torch RNG must be restored
     uninterrupted = train_losses(task, config, tmp_path / "a")
     with pytest.raises(KeyboardInterrupt):
         train_losses(InterruptAt(task, step=5), config, tmp_path / "b")
