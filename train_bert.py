@@ -1,7 +1,7 @@
 """Pretrain a BERT on Shakespeare (or any text file) with masked-LM and next-sentence prediction.
 
     python train_bert.py --config small                     # CPU, under 8 minutes on 2 cores
-    python train_bert.py --config long                      # CPU, about 27 minutes: 64-token pairs, then 256
+    python train_bert.py --config long                      # CPU, about 28 minutes: 64-token pairs, then 256
     python train_bert.py --config small --data my.txt       # blank lines separate documents
     python train_bert.py --config small --tokenizer bert-base-uncased
     python train_bert.py --config small --init_from PATH    # continue from a Hugging Face BERT folder
@@ -91,7 +91,7 @@ PRESETS = {
     },
     # The same model, BERT's two phases: 2,500 steps on pairs of 64 tokens (cheap steps; NSP leaves chance
     # sooner), then pairs of 256 (twice the NSP evidence of 128) to step 7,000; bf16 autocast, ~15% faster
-    # on this CPU (AVX512-BF16). About 27 minutes on 2 cores; see docs/bert_pretraining.md. Evaluated on 50
+    # on this CPU (AVX512-BF16). About 28 minutes on 2 cores; see docs/bert_pretraining.md. Evaluated on 50
     # batches (1,600 pairs of 256 tokens) for a steadier NSP figure.
     "long": {
         "model": dict(_SMALL_MODEL, block_size=256),
@@ -252,8 +252,10 @@ def build_model(model_cfg: BertConfig, data_cfg: DataConfig, tokenizer) -> BertF
     return model
 
 
-def plot_accuracies(metrics_path: Path, png_path: Path, baselines: dict[str, float]) -> None:
-    """Validation MLM and NSP accuracy against the step, with the no-clue baselines as dashed lines."""
+def plot_accuracies(metrics_path: Path, png_path: Path, baselines: dict[str, float],
+                    phase1_iters: int = 0) -> None:
+    """Validation MLM and NSP accuracy against the step, with the no-clue baselines as dashed lines
+    and the end of phase 1 as a dotted one."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -264,6 +266,8 @@ def plot_accuracies(metrics_path: Path, png_path: Path, baselines: dict[str, flo
         ax.plot([r["step"] for r in rows], [r[f"val_{name}"] for r in rows], marker=".", color=color,
                 label=f"val {label} accuracy")
         ax.axhline(baselines[name], color=color, linestyle="--", linewidth=1, label=f"{label} baseline")
+    if phase1_iters:
+        ax.axvline(phase1_iters, color="gray", linestyle=":", label="end of phase 1 (shorter pairs)")
     ax.set_xlabel("step")
     ax.set_ylabel("accuracy")
     ax.set_ylim(0, 1)
@@ -325,7 +329,8 @@ def main(argv=None):
                   f"ratio {metrics['val_mlm_acc'] / base['mlm_acc']:.2f}) | val NSP accuracy "
                   f"{metrics['val_nsp_acc']:.1%} (always the more common label: {base['nsp_acc']:.1%}); "
                   f"checkpoints in {train_cfg.out_dir}/best and /ckpt")
-            plot_accuracies(trainer.metrics.path, Path(train_cfg.out_dir) / "accuracy.png", base)
+            plot_accuracies(trainer.metrics.path, Path(train_cfg.out_dir) / "accuracy.png", base,
+                            data_cfg.phase1_iters)
         fill_mask_demo(trainer.model, tokenizer, trainer.device)
     return metrics
 
