@@ -9,8 +9,8 @@
     python finetune.py --help                                     # every flag, with its default
 
 Reading path: this file reads the data (data/finetune_data.py, data/finetune_encode.py), loads the
-base (minilm/finetune_io.py), puts a head on it (minilm/heads.py), applies the method
-(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune_tasks.py).
+base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method
+(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py).
 docs/finetuning.md explains the choices and gives the results.
 """
 
@@ -21,19 +21,22 @@ from pathlib import Path
 
 import torch
 
+from data.assets import ASSETS, BASE_MODELS, base_model_folder, cache_dir, fetch
 from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
-                                subsample,
-                                read_tagging_file)
+                                read_tagging_file, subsample)
 from data.finetune_encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
-from minilm.attention import MultiHeadAttention
-from minilm.checkpoint import save_checkpoint
-from minilm.cli import parse_args
-from minilm.finetune_io import FinetuneTrainer, backbone_record, load_base, load_finetuned, load_trained_weights
-from minilm.finetune_tasks import ClassificationTask, TaggingTask
-from minilm.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family
+from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
+from data.tokenizers import named_tokenizer
+from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
+                                         load_trained_weights)
+from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family
+from minilm.finetune.tasks import ClassificationTask, TaggingTask
+from minilm.model import MultiHeadAttention
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
-from minilm.trainer import TrainConfig, seed_everything
-from train_gpt import LanguageModelTask
+from minilm.training.checkpoint import load_checkpoint, save_checkpoint
+from minilm.training.cli import parse_args
+from minilm.training.lm_task import LanguageModelTask
+from minilm.training.trainer import TrainConfig, seed_everything
 
 TASKS = ("lm", "classify", "tag")
 
@@ -112,7 +115,6 @@ def resolve_data_path(name: str | None):
     """A file path, or the name of a data asset (fetched on first use, never committed)."""
     if name is None or Path(name).exists():
         return name
-    from data.assets import ASSETS, fetch
     if name in ASSETS:
         return str(fetch(name))
     raise FinetuneDataError(f"--data {name}: no such file, and not a data asset ({', '.join(ASSETS)})")
@@ -121,7 +123,7 @@ def resolve_data_path(name: str | None):
 # ------------------------------------------------------------------------------------------ the data
 
 class PeftLanguageModelTask(LanguageModelTask):
-    """train_gpt.py's next-token Task, plus AdaLoRA's penalty and rank update when it is the method."""
+    """The next-token Task of train_gpt.py, plus AdaLoRA's penalty and rank update when it is the method."""
 
     peft_controller = None
     default_metric = ("val_loss", "min")
@@ -185,10 +187,7 @@ def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str):
 
 def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
     """Next-token windows of --data (default: the plays), tokenized with the base's own tokenizer."""
-    from data.assets import cache_dir
-    from data.prepare import fingerprint_tokenizer, prepare_token_files
-    from train_gpt import DataConfig, load_corpus
-    texts = load_corpus(DataConfig(data=resolve_data_path(cfg.data), val_fraction=cfg.val_fraction), block_size)
+    texts = load_corpus(resolve_data_path(cfg.data), cfg.val_fraction, block_size)
     fingerprint = fingerprint_tokenizer(tokenizer)
     tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint)
     print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens")
@@ -225,6 +224,13 @@ def set_attention(backbone, attn_impl: str) -> None:
             module.attn_impl = attn_impl
 
 
+def open_base(spec: str):
+    """The base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
+    if spec in BASE_MODELS:
+        return load_base(base_model_folder(spec), alias=spec, gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+    return load_base(base_folder(spec), gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+
+
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
     if cfg.task == "classify":
         return SequenceClassifier(backbone, num_labels, cfg.head_dropout, cfg.pooling)
@@ -242,7 +248,7 @@ def train(argv=None):
     print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
 
     seed_everything(train_cfg.seed)
-    base = load_base(data_cfg.base)
+    base = open_base(data_cfg.base)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
@@ -291,7 +297,6 @@ def format_metrics(metrics: dict) -> str:
 
 def save_merged(trainer, checkpoint_config: dict) -> Path:
     """out_dir/merged: the best weights, LoRA folded in and prefixes precomputed, every tensor saved."""
-    from minilm.checkpoint import load_checkpoint
     model = trainer.model
     trained, _, _ = load_checkpoint(trainer.out_dir / "best", with_train_state=False)
     load_trained_weights(model, trained)
@@ -310,7 +315,8 @@ def save_merged(trainer, checkpoint_config: dict) -> Path:
 def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
     """What a fine-tuned checkpoint says about each text:
     classify -> (label, probability); tag -> [(word, tag), ...]; lm -> the text continued."""
-    model, tokenizer, config = load_finetuned(ckpt)
+    model, tokenizer, config = load_finetuned(ckpt, resolve_alias=base_model_folder,
+                                              gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
     max_length = config["data"]["max_length"]
     results = []
     for text in texts:

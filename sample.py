@@ -6,7 +6,7 @@
     python sample.py --ckpt out/gpt-small/best --temperature 0     # greedy: the same text every time
 
 Reading path: load_gpt rebuilds the GPT from the folder's config.json and loads model.safetensors
-(minilm/checkpoint.py); GPT.generate (minilm/gpt.py) then extends the prompt one token at a time,
+(minilm/training/checkpoint.py); GPT.generate (minilm/model/gpt.py) then extends the prompt one token at a time,
 feeding only the newest token through the model thanks to the KV cache.
 """
 
@@ -15,9 +15,10 @@ import sys
 
 import torch
 
+from common.errors import CheckpointError
 from minilm import GPT, GPTConfig
-from minilm.checkpoint import CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint
-from minilm.distributed import resolve_device
+from minilm.training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint
+from minilm.training.distributed import resolve_device
 from tokenizer import TokenizerFileError, load_tokenizer
 
 
@@ -29,7 +30,7 @@ def load_gpt(folder, device: str = "cpu"):
         raise CheckpointError(
             f"{folder / 'config.json'} is not a train_gpt.py checkpoint (model_class "
             f"{config.get('model_class')!r}, expected 'GPT'); pass the best/ or ckpt/ folder of a "
-            "train_gpt.py run (a Hugging Face GPT-2 folder loads with GPT.from_pretrained)")
+            "train_gpt.py run (a Hugging Face GPT-2 folder loads with minilm.from_pretrained)")
     try:
         model_cfg = GPTConfig.from_dict(config["model"])
     except ValueError as err:

@@ -6,25 +6,23 @@
     torchrun --nproc_per_node=2 train_gpt.py --config small    # DDP
     python train_gpt.py --help                              # every flag, with its default
 
-Reading path: this file builds the data, a GPT (minilm/gpt.py) and a Trainer (minilm/trainer.py);
-the Trainer calls LanguageModelTask.loss below, which calls GPT.forward.
+Reading path: this file builds the data (data/prepare.py), a GPT (minilm/model/gpt.py) and a Trainer
+(minilm/training/trainer.py); the Trainer calls LanguageModelTask.loss (minilm/training/lm_task.py),
+which calls GPT.forward.
 """
 
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 
-import numpy as np
 import torch
 
-from data.assets import cache_dir
-from data.prepare import fingerprint_tokenizer, get_batch, prepare_token_files, read_text_file, split_text
-from data.tokenizer_cache import cached_tokenizer
+from data.prepare import prepare_lm_data
+from data.tokenizers import TOKENIZER_KINDS
 from minilm import GPT, GPTConfig
-from minilm.cli import parse_args
-from minilm.distributed import init_distributed, main_process_first, resolve_device
-from minilm.trainer import Task, Trainer, TrainConfig, seed_everything
-from tokenizer import TOKENIZER_KINDS
+from minilm.training.cli import parse_args
+from minilm.training.distributed import init_distributed, main_process_first, resolve_device
+from minilm.training.lm_task import LanguageModelTask
+from minilm.training.trainer import Trainer, TrainConfig, seed_everything
 
 
 @dataclass
@@ -62,54 +60,6 @@ PRESETS = {
 }
 
 
-class LanguageModelTask(Task):
-    """Next-token prediction on random windows of a token stream (one memmap per split)."""
-
-    def __init__(self, tokens: dict[str, np.ndarray], block_size: int):
-        self.tokens, self.block_size = tokens, block_size
-
-    def get_batch(self, split, batch_size, generator):
-        x, y = get_batch(self.tokens[split], batch_size, self.block_size, generator)  # (B, T) each
-        return {"idx": x, "targets": y}
-
-    def loss(self, model, batch):
-        _, loss = model(batch["idx"], targets=batch["targets"])
-        return loss
-
-    def evaluate(self, model, cfg, device):
-        metrics = super().evaluate(model, cfg, device)
-        metrics["val_ppl"] = math.exp(metrics["val_loss"])  # perplexity: e^(mean negative log-likelihood)
-        return metrics
-
-
-def load_corpus(data_cfg: DataConfig, block_size: int) -> dict[str, str]:
-    """The training and validation texts."""
-    if data_cfg.data is None:
-        from data.shakespeare import shakespeare_splits
-        train, val = shakespeare_splits(data_cfg.val_fraction)
-    else:
-        min_chars = int(2 * (block_size + 1) / min(data_cfg.val_fraction, 1 - data_cfg.val_fraction))
-        text = read_text_file(data_cfg.data, min_chars=min_chars)
-        train, val = split_text(text, data_cfg.val_fraction)
-    return {"train": train, "val": val}
-
-
-def prepare_data(data_cfg: DataConfig, block_size: int):
-    """Tokenizer and token memmaps, made once and reused while the text and tokenizer are unchanged."""
-    texts = load_corpus(data_cfg, block_size)
-    # A character vocabulary must cover the validation text too; a learned one sees only training text.
-    vocab_text = texts["train"] + texts["val"] if data_cfg.tokenizer == "char" else texts["train"]
-    tokenizer = cached_tokenizer(data_cfg.tokenizer, vocab_text, data_cfg.tokenizer_vocab_size)
-    fingerprint = fingerprint_tokenizer(tokenizer)
-    out_dir = cache_dir() / "tokens" / fingerprint[:16]
-    tokens = prepare_token_files(texts, tokenizer, out_dir, fingerprint)
-    for split, ids in tokens.items():
-        if len(ids) <= block_size:
-            raise ValueError(f"the {split} split has only {len(ids)} tokens, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a longer text or a smaller --block_size")
-    return tokenizer, tokens
-
-
 def print_samples(model: GPT, tokenizer, data_cfg: DataConfig, device: str) -> None:
     model.eval()
     prompt = torch.tensor([tokenizer.encode("\n")], device=device)  # (1, 1)
@@ -125,7 +75,8 @@ def main(argv=None):
     model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
     dist, device = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):
-        tokenizer, tokens = prepare_data(data_cfg, model_cfg.block_size)
+        tokenizer, tokens = prepare_lm_data(data_cfg.data, data_cfg.tokenizer, data_cfg.tokenizer_vocab_size,
+                                            data_cfg.val_fraction, model_cfg.block_size)
     model_cfg.vocab_size = tokenizer.vocab_size
     if dist.is_main:
         print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens, "

@@ -13,17 +13,20 @@ Both are scored on the whole validation split (non-overlapping windows), which i
 import argparse
 import math
 import statistics
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-import train_gpt
-from data.prepare import get_batch
+from data.prepare import prepare_lm_data
 from minilm import GPT, GPTConfig
-from minilm.checkpoint import load_checkpoint, load_model_weights
+from minilm.training.checkpoint import load_checkpoint, load_model_weights
+from minilm.training.lm_task import get_batch
 
-BABY = train_gpt.PRESETS["baby"]
+REPO = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
@@ -40,13 +43,15 @@ def full_val_loss(logits_of, tokens, block_size: int) -> float:
 
 
 def run_minilm(data: str, seed: int):
+    """train_gpt.py --config baby, run as a user runs it; returns the model and the checkpoint's config."""
     with tempfile.TemporaryDirectory() as out_dir:
-        train_gpt.main(["--config", "baby", "--data", data, "--seed", str(seed), "--out_dir", out_dir,
-                        "--progress", "false", "--num_samples", "0"])
+        subprocess.run([sys.executable, str(REPO / "train_gpt.py"), "--config", "baby", "--data", data,
+                        "--seed", str(seed), "--out_dir", out_dir, "--progress", "false", "--num_samples", "0"],
+                       check=True, cwd=REPO)
         state_dict, config, _ = load_checkpoint(f"{out_dir}/ckpt", with_train_state=False)
     model = GPT(GPTConfig.from_dict(config["model"]))
     load_model_weights(model, state_dict)
-    return model.eval(), config["model"]
+    return model.eval(), config
 
 
 def nanogpt_lr(step: int, t: dict) -> float:
@@ -57,8 +62,8 @@ def nanogpt_lr(step: int, t: dict) -> float:
     return t["min_lr"] + 0.5 * (1 + math.cos(math.pi * progress)) * (t["lr"] - t["min_lr"])
 
 
-def run_reference(tokens, model_cfg: dict, seed: int):
-    t = BABY["train"]
+def run_reference(tokens, model_cfg: dict, t: dict, seed: int):
+    """t: the training settings minilm's run recorded in its config.json."""
     torch.manual_seed(seed)
     model = GPT2LMHeadModel._from_config(GPT2Config(
         vocab_size=model_cfg["vocab_size"], n_positions=model_cfg["block_size"], n_layer=model_cfg["n_layer"],
@@ -89,13 +94,13 @@ def main():
     parser.add_argument("--seeds", type=int, nargs="+", default=[1337, 1, 2])
     args = parser.parse_args()
 
-    data_cfg = train_gpt.DataConfig(data=args.data, tokenizer="char")
-    _, tokens = train_gpt.prepare_data(data_cfg, BABY["model"]["block_size"])
     results = {"minilm": [], "transformers": []}
     for seed in args.seeds:
-        model, model_cfg = run_minilm(args.data, seed)
+        model, config = run_minilm(args.data, seed)
+        model_cfg = config["model"]
+        _, tokens = prepare_lm_data(args.data, "char", 4096, config["data"]["val_fraction"], model_cfg["block_size"])
         results["minilm"].append(full_val_loss(lambda x: model(x)[0], tokens["val"], model_cfg["block_size"]))
-        reference = run_reference(tokens, model_cfg, seed)
+        reference = run_reference(tokens, model_cfg, config["train"], seed)
         results["transformers"].append(
             full_val_loss(lambda x: reference(input_ids=x).logits, tokens["val"], model_cfg["block_size"]))
         print(f"seed {seed}: minilm {results['minilm'][-1]:.4f}   transformers {results['transformers'][-1]:.4f}")

@@ -24,7 +24,7 @@ from transformers import BertConfig as HFBertConfig
 from transformers import BertForPreTraining as HFBertForPreTraining
 
 from minilm import BertConfig, BertForPreTraining
-from minilm.losses import IGNORE_INDEX, mlm_loss, nsp_loss
+from minilm.model.losses import IGNORE_INDEX, mlm_loss, nsp_loss
 
 # name -> (model fields, batch size, sequence length, steps per timed repetition)
 SHAPES = {

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
-from data.prepare import get_batch
 from minilm import GPT, GPTConfig
-from minilm.trainer import Trainer, TrainConfig
-from train_gpt import LanguageModelTask
+from minilm.training.lm_task import LanguageModelTask, get_batch
+from minilm.training.trainer import Trainer, TrainConfig
 
 
 def reference_step(model, optimizer, tokens, args, generator):

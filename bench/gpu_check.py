@@ -22,11 +22,11 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 
-import train_gpt  # noqa: E402
 from minilm import GPT, GPTConfig  # noqa: E402
-from minilm.checkpoint import load_checkpoint  # noqa: E402
+from minilm.training.checkpoint import load_checkpoint  # noqa: E402
 
 RESULTS = {}
 
@@ -43,14 +43,14 @@ def check_attention():
         manual = GPT(cfg).cuda().to(dtype).eval()
         fused = GPT(GPTConfig(**{**cfg.to_dict(), "attn_impl": "sdpa"})).cuda().to(dtype).eval()
         fused.load_state_dict(manual.state_dict())
-        idx = torch.randint(100, (4, 256), device="cuda")
+        input_ids = torch.randint(100, (4, 256), device="cuda")
         mask = torch.ones(4, 256, device="cuda")
         mask[1, 200:] = 0
         with torch.no_grad():
-            a, _ = manual(idx)
-            b, _ = fused(idx)
-            c, _ = manual(idx, attention_mask=mask)
-            d, _ = fused(idx, attention_mask=mask)
+            a, _ = manual(input_ids)
+            b, _ = fused(input_ids)
+            c, _ = manual(input_ids, attention_mask=mask)
+            d, _ = fused(input_ids, attention_mask=mask)
         diff = max((a - b).abs().max().item(), (c[mask.bool()] - d[mask.bool()]).abs().max().item())
         record(f"attention manual vs sdpa max|diff| {str(dtype)}", diff)
         assert diff < tol * max(1.0, a.abs().max().item()), diff
@@ -61,9 +61,10 @@ def train_run(name, data, out, extra):
     argv = ["--config", "small", "--data", data, "--out_dir", str(out_dir), "--device", "cuda",
             "--progress", "false", "--num_samples", "0", "--eval_iters", "10"] + extra
     start = time.perf_counter()
-    metrics = train_gpt.main(argv)
+    subprocess.run([sys.executable, str(REPO / "train_gpt.py"), *argv], check=True, cwd=REPO)
     seconds = time.perf_counter() - start
     rows = [json.loads(line) for line in (out_dir / "metrics.jsonl").read_text().splitlines()]
+    metrics = [r for r in rows if "val_loss" in r][-1]  # the last evaluation
     ms = [r["ms_per_step"] for r in rows if "ms_per_step" in r][1:] or [float("nan")]
     losses = [r["loss"] for r in rows if "loss" in r]
     state, _, train_state = load_checkpoint(out_dir / "ckpt")
@@ -99,7 +100,7 @@ def check_ddp(data, out):
 def bench_gpt2_step(steps=20):
     from transformers import GPT2Config, GPT2LMHeadModel
     B, T = 16, 1024
-    idx = torch.randint(50257, (B, T), device="cuda")
+    input_ids = torch.randint(50257, (B, T), device="cuda")
     results = {}
     for impl in ("manual", "sdpa"):
         mine = GPT(GPTConfig.preset("gpt2", attn_impl=impl)).cuda()
@@ -107,8 +108,8 @@ def bench_gpt2_step(steps=20):
                             resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
         hf_cfg._attn_implementation = "eager" if impl == "manual" else "sdpa"
         ref = GPT2LMHeadModel(hf_cfg).cuda()
-        for name, model, step in (("minilm", mine, lambda m: m(idx, targets=idx)[1]),
-                                  ("transformers", ref, lambda m: m(idx, labels=idx).loss)):
+        for name, model, step in (("minilm", mine, lambda m: m(input_ids, targets=input_ids)[1]),
+                                  ("transformers", ref, lambda m: m(input_ids, labels=input_ids).loss)):
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
             times = []
             for i in range(steps):

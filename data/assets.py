@@ -21,6 +21,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.atomic import write_bytes_atomic
+
 
 @dataclass(frozen=True)
 class Asset:
@@ -80,6 +82,10 @@ ASSETS: dict[str, Asset] = {
 }
 
 
+# Base models by name: alias -> the assets that make up its Hugging Face folder (config, weights, vocab).
+BASE_MODELS = {"minilm-l6": ("minilm-l6-config", "minilm-l6-weights", "bert-uncased-vocab")}
+
+
 class AssetError(RuntimeError):
     """An asset could not be fetched or failed its integrity check."""
 
@@ -109,6 +115,16 @@ def fetch(name: str) -> Path:
     if not target.exists() or sha256_of(target) != asset.sha256:
         _extract(asset, target)
     return target
+
+
+def base_model_folder(alias: str) -> Path:
+    """The Hugging Face folder of a base model named by alias (e.g. minilm-l6), fetched on first use."""
+    if alias not in BASE_MODELS:
+        raise KeyError(f"unknown base model {alias!r}; known: {', '.join(BASE_MODELS)}")
+    folders = {fetch(name).parent for name in BASE_MODELS[alias]}
+    if len(folders) != 1:
+        raise AssetError(f"the assets of {alias} landed in {len(folders)} folders; they must share one")
+    return folders.pop()
 
 
 def _download(asset: Asset) -> Path:
@@ -147,10 +163,7 @@ def _extract(asset: Asset, target: Path) -> None:
         raise AssetError(f"{asset.member!r} not found inside {archive.name}")
     for member, data in members.items():
         out = target / member[len(asset.member):] if asset.member.endswith("/") else target
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + ".partial")
-        tmp.write_bytes(data)
-        os.replace(tmp, out)  # atomic: a reader never sees half a file
+        write_bytes_atomic(out, data)  # a reader never sees half a file
     if asset.member.endswith("/"):
         (target / ".complete").write_text(asset.package + "\n")
     elif sha256_of(target) != asset.sha256:

@@ -13,13 +13,12 @@ then cut out of them with a few numpy operations over the whole batch, no Python
     4. the pair is cut to the target length, longest side first; A loses tokens at its start and B at
        its end, so the junction, where the next-sentence evidence is, always survives.
 
-Masking is dynamic: ``mask_pairs`` draws a new 80/10/10 mask (minilm.losses.mask_tokens) each time a
-sequence is drawn. All randomness comes from the ``torch.Generator`` passed in, which is what makes
+Masking is dynamic: ``mask_pairs`` (minilm/training/bert_task.py) draws a new 80/10/10 mask each time
+a sequence is drawn. All randomness comes from the ``torch.Generator`` passed in, which is what makes
 training resume exactly. docs/bert_pretraining.md has the details and the reasons.
 """
 
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from minilm.losses import mask_tokens
+from common.atomic import write_file_atomic
+
 
 NOT_NEXT, IS_NEXT = 1, 0  # NSP labels, as in BertForPreTraining: 0 means B really follows A
 
@@ -84,13 +84,8 @@ def cached_tokenize_documents(documents: list[str], tokenizer, fingerprint: str,
         with np.load(path, allow_pickle=False) as f:
             return TokenizedDocuments(tokens=f["tokens"], line_starts=f["line_starts"], doc_lines=f["doc_lines"])
     docs = tokenize_documents(documents, tokenizer)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npz")
-    try:
-        np.savez(tmp, tokens=docs.tokens, line_starts=docs.line_starts, doc_lines=docs.doc_lines)
-        os.replace(tmp, path)  # a reader sees the whole file or none
-    finally:
-        tmp.unlink(missing_ok=True)
+    arrays = dict(tokens=docs.tokens, line_starts=docs.line_starts, doc_lines=docs.doc_lines)
+    write_file_atomic(path, lambda tmp: _savez(tmp, arrays))  # a reader sees the whole file or none
     return docs
 
 
@@ -228,10 +223,6 @@ def truncate_longest_first(len_a: np.ndarray, len_b: np.ndarray, budget: np.ndar
     return keep_a, keep_b
 
 
-def mask_pairs(batch: dict[str, torch.Tensor], mask_id: int, vocab_size: int, mlm_prob: float,
-               generator: torch.Generator, cls_id: int, sep_id: int) -> dict[str, torch.Tensor]:
-    """A fresh 80/10/10 mask over the real tokens of A and B (never [CLS], [SEP] or padding)."""
-    ids = batch["input_ids"]
-    special = (ids == cls_id) | (ids == sep_id) | (batch["attention_mask"] == 0)
-    masked, labels = mask_tokens(ids, special, mask_id, vocab_size, mlm_prob, generator)
-    return {**batch, "input_ids": masked, "mlm_labels": labels}
+def _savez(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    with open(path, "wb") as f:  # a file object: np.savez would append .npz to a name
+        np.savez(f, **arrays)

@@ -3,18 +3,22 @@
 ``prepare_token_files`` encodes each split's text and writes ``<split>.bin`` (the ids, back to back, as
 uint16, or uint32 when the vocabulary needs it) plus ``meta.json``. A later call with the same texts and
 tokenizer reuses the files; a changed text or tokenizer rebuilds them. The files are opened as numpy
-memmaps, so a 1 GB corpus costs no memory until batches are read. ``get_batch`` then draws GPT's
-(input, target) windows from a split. The format is described in docs/data.md.
+memmaps, so a 1 GB corpus costs no memory until batches are read; minilm/training/lm_task.py draws
+GPT's (input, target) windows from them. The format is described in docs/data.md. ``load_corpus`` gives
+the texts: Shakespeare's plays by default, or any text file.
 """
 
 import hashlib
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from common.atomic import write_bytes_atomic
+from data.assets import cache_dir
+from data.shakespeare import shakespeare_splits
+from data.tokenizers import cached_tokenizer
 
 META_NAME = "meta.json"
 FORMAT_VERSION = 1  # bump when the layout of the .bin files or meta.json changes
@@ -37,6 +41,16 @@ def read_text_file(path, min_chars: int = 1) -> str:
                          f"{min_chars:,} (enough for a block in both splits); use a longer text or a "
                          "smaller block size")
     return text
+
+
+def load_corpus(path: str | None, val_fraction: float, block_size: int) -> dict[str, str]:
+    """The training and validation texts: of the file at path, or of Shakespeare's plays (path None)."""
+    if path is None:
+        train, val = shakespeare_splits(val_fraction)
+    else:
+        min_chars = int(2 * (block_size + 1) / min(val_fraction, 1 - val_fraction))
+        train, val = split_text(read_text_file(path, min_chars=min_chars), val_fraction)
+    return {"train": train, "val": val}
 
 
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
@@ -128,23 +142,10 @@ def _build(splits: dict[str, str], tokenizer, out_dir: Path, meta: dict) -> dict
         if ids.min() < 0 or ids.max() >= meta["vocab_size"]:
             raise ValueError(f"split {name!r}: the tokenizer produced id {int(ids.max())} (or a negative "
                              f"one), outside range(0, vocab_size={meta['vocab_size']}); its vocab_size is wrong")
-        _write_atomically(out_dir / f"{name}.bin", ids.astype(dtype).tobytes())
+        write_bytes_atomic(out_dir / f"{name}.bin", ids.astype(dtype).tobytes())
         meta["splits"][name]["num_tokens"] = int(ids.size)
-    _write_atomically(out_dir / META_NAME, (json.dumps(meta, indent=1) + "\n").encode("utf-8"))
+    write_bytes_atomic(out_dir / META_NAME, (json.dumps(meta, indent=1) + "\n").encode("utf-8"))
     return meta
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Write under a temporary name, flush to disk, then rename: a reader sees all of it or none."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")  # a crash leaves only this hidden name
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def fingerprint_tokenizer(tokenizer) -> str:
@@ -158,18 +159,17 @@ def fingerprint_tokenizer(tokenizer) -> str:
     return digest.hexdigest()
 
 
-def get_batch(tokens: np.ndarray, batch_size: int, block_size: int, generator: torch.Generator,
-              ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``batch_size`` random windows of ``block_size`` tokens and, for each, the next-token targets.
-
-    The start positions come from ``generator``, so saving ``generator.get_state()`` in a checkpoint and
-    restoring it resumes the exact same batches. Returns int64 tensors x, y of shape (B, T), y[:, t] being
-    the token after x[:, t].
-    """
-    if len(tokens) <= block_size:
-        raise ValueError(f"a split of {len(tokens)} tokens is too short for block_size={block_size}: it needs "
-                         "at least block_size + 1 tokens; use a longer text or a smaller block_size")
-    starts = torch.randint(len(tokens) - block_size, (batch_size,), generator=generator).numpy()  # (B,)
-    positions = starts[:, None] + np.arange(block_size + 1)  # (B, T+1)
-    windows = torch.from_numpy(tokens[positions].astype(np.int64))  # (B, T+1): one gather, no loop over B
-    return windows[:, :-1], windows[:, 1:]  # x, y: (B, T) each
+def prepare_lm_data(path: str | None, tokenizer_kind: str, vocab_size: int, val_fraction: float, block_size: int):
+    """train_gpt.py's data: (tokenizer, {split: token array}), made once and reused while the text and
+    tokenizer are unchanged. path None: Shakespeare's plays."""
+    texts = load_corpus(path, val_fraction, block_size)
+    # A character vocabulary must cover the validation text too; a learned one sees only training text.
+    vocab_text = texts["train"] + texts["val"] if tokenizer_kind == "char" else texts["train"]
+    tokenizer = cached_tokenizer(tokenizer_kind, vocab_text, vocab_size)
+    fingerprint = fingerprint_tokenizer(tokenizer)
+    tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint)
+    for split, ids in tokens.items():
+        if len(ids) <= block_size:
+            raise ValueError(f"the {split} split has only {len(ids)} tokens, fewer than block_size + 1 = "
+                             f"{block_size + 1}; use a longer text or a smaller --block_size")
+    return tokenizer, tokens

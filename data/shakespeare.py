@@ -21,10 +21,10 @@ in tinyshakespeare, so the model learns speech and not typesetting. The rules ar
 
 import hashlib
 import json
-import os
 import re
 from pathlib import Path
 
+from common.atomic import write_text_atomic
 from data.assets import cache_dir, fetch
 
 _SPEAKER = re.compile(r"\*\*(?P<name>[^*]+)\*\*\s*")  # **HAMLET** (trailing spaces optional)
@@ -99,7 +99,7 @@ def load_plays() -> dict[str, str]:
     if cached.exists():
         return json.loads(cached.read_text(encoding="utf-8"))
     plays = {name: play_to_text(markdown) for name, markdown in sources.items()}
-    _write_json_atomically(cached, plays)
+    write_text_atomic(cached, json.dumps(plays, ensure_ascii=False))
     for stale in cached.parent.glob("plays-*.json"):  # conversions by earlier rules or sources
         if stale != cached:
             stale.unlink(missing_ok=True)
@@ -113,16 +113,6 @@ def _read_sources() -> dict[str, str]:
         raise FileNotFoundError(f"no <genre>/<play>.md files under {folder}; delete that folder so "
                                 "data.assets.fetch('shakespeare-plays') extracts it again")
     return {p.stem: p.read_text(encoding="utf-8") for p in paths}
-
-
-def _write_json_atomically(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(obj, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, path)  # a reader sees the old file or the whole new one, never half
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def split_play_names(names: list[str], val_fraction: float = 0.1) -> tuple[list[str], list[str]]:

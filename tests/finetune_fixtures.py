@@ -4,7 +4,7 @@ vocabulary and a 2-layer character GPT, saved as train_*.py checkpoints (model +
 import torch
 
 from minilm import GPT, Bert, BertConfig, GPTConfig
-from minilm.checkpoint import save_checkpoint
+from minilm.training.checkpoint import save_checkpoint
 from tokenizer import CharTokenizer, WordPieceTokenizer
 
 WORDS = ["the", "a", "film", "movie", "plot", "good", "great", "fine", "bad", "awful", "dull", "un", "##happy",

@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 
 from minilm import GPT, Bert, BertConfig, GPTConfig
-from minilm.trainer import TrainConfig, make_optimizer
+from minilm.training.trainer import TrainConfig, make_optimizer
 
 VOCAB = 37
 KINDS = ["gpt", "bert"]

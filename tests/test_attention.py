@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from minilm import GPT, Bert, BertConfig, GPTConfig, KVCache, MultiHeadAttention
-from minilm.attention import build_attention_mask
+from minilm.model import TransformerConfig
+from minilm.model.attention import build_allowed_mask
 
 VOCAB = 29
 ATOL = 1e-5  # fp32
@@ -66,13 +67,13 @@ def test_manual_and_sdpa_agree_with_kv_cache():
 def test_fully_masked_query_outputs_zeros_in_both_implementations():
     torch.manual_seed(0)
     x = torch.randn(1, 4, 16)
-    padding_mask = torch.tensor([[0, 0, 1, 1]])  # left padding: queries 0 and 1 see no key at all
+    attention_mask = torch.tensor([[0, 0, 1, 1]])  # left padding: queries 0 and 1 see no key at all
     outputs = []
     for impl in ("manual", "sdpa"):
-        attn = MultiHeadAttention(16, 2, 0.0, 0.0, causal=True, attn_impl=impl)
+        attn = MultiHeadAttention(TransformerConfig(n_embd=16, n_head=2, attn_impl=impl), causal=True)
         torch.manual_seed(1)
         attn.load_state_dict({name: torch.randn_like(p) for name, p in attn.state_dict().items()})
-        y = attn(x, padding_mask) - attn.out_proj.bias  # zero attention output -> out_proj gives its bias
+        y = attn(x, attention_mask) - attn.out_proj.bias  # zero attention output -> out_proj gives its bias
         outputs.append(y)
         assert torch.isfinite(y).all()
         torch.testing.assert_close(y[0, :2], torch.zeros(2, 16), rtol=0, atol=1e-6)
@@ -80,14 +81,14 @@ def test_fully_masked_query_outputs_zeros_in_both_implementations():
 
 
 def test_causal_mask_with_cached_keys_lets_each_query_see_up_to_its_own_position():
-    allowed = build_attention_mask(n_query=2, n_key=5, causal=True, padding_mask=None, device="cpu")
+    allowed = build_allowed_mask(n_query=2, n_key=5, causal=True, attention_mask=None, device="cpu")
     expected = torch.tensor([[1, 1, 1, 1, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)  # queries at 3 and 4
     assert torch.equal(allowed[0, 0], expected)
 
 
 def test_padding_mask_shorter_than_the_keys_raises():
     with pytest.raises(ValueError, match="covers 3 positions but there are 5 keys"):
-        build_attention_mask(1, 5, causal=True, padding_mask=torch.ones(1, 3), device="cpu")
+        build_allowed_mask(1, 5, causal=True, attention_mask=torch.ones(1, 3), device="cpu")
 
 
 def test_gpt_attention_map_rows_sum_to_one():

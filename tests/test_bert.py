@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 
 from minilm import Bert, BertConfig, BertForPreTraining
-from minilm.losses import IGNORE_INDEX
+from minilm.model.losses import IGNORE_INDEX
 
 VOCAB = 41
 

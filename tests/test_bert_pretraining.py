@@ -6,13 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from data.bert_pairs import (IS_NEXT, NOT_NEXT, PairSampler, cached_tokenize_documents, mask_pairs,
-                             tokenize_documents, truncate_longest_first)
+from data.bert_pairs import (IS_NEXT, PairSampler, cached_tokenize_documents, tokenize_documents,
+                             truncate_longest_first)
 from minilm import BertConfig, BertForPreTraining
-from minilm.losses import IGNORE_INDEX
-from minilm.trainer import Trainer, TrainConfig
+from minilm.model.losses import IGNORE_INDEX
+from minilm.training.trainer import Trainer, TrainConfig
 from tokenizer.wordpiece import truncate_longest_first as truncate_lists
-from train_bert import PretrainingTask
+from data.bert_corpus import DataConfig
+from minilm.training.bert_task import PretrainingTask, mask_pairs
 import train_bert
 
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -213,7 +214,7 @@ def test_phase1_steps_draw_the_shorter_pairs_and_later_steps_max_seq_len_ones():
 
 def test_a_phase1_length_above_max_seq_len_raises_naming_both():
     with pytest.raises(ValueError, match=r"phase1_seq_len \(128\).*max_seq_len \(64\)"):
-        train_bert.DataConfig(max_seq_len=64, phase1_iters=10, phase1_seq_len=128)
+        DataConfig(max_seq_len=64, phase1_iters=10, phase1_seq_len=128)
 
 
 @pytest.mark.parametrize("preset", ["small", "long"])

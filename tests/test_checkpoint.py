@@ -9,11 +9,12 @@ import torch
 import torch.distributed as dist
 from safetensors import safe_open
 
-from minilm import GPT, GPTConfig, checkpoint
-from minilm.checkpoint import (
+from minilm import GPT, GPTConfig
+from minilm.training import checkpoint
+from minilm.training.checkpoint import (
     CheckpointError, load_checkpoint, load_model_weights, model_state_dict, resolve_checkpoint, save_checkpoint,
 )
-from minilm.trainer import Task, TrainConfig, Trainer
+from minilm.training.trainer import Task, TrainConfig, Trainer
 
 
 def tiny_gpt(seed=0):

@@ -1,12 +1,12 @@
-"""The command line built from config dataclasses (minilm/cli.py), as train_gpt.py uses it."""
+"""The command line built from config dataclasses (minilm/training/cli.py), as train_gpt.py uses it."""
 
 import dataclasses
 
 import pytest
 
 from minilm import GPTConfig
-from minilm.cli import parse_args
-from minilm.trainer import TrainConfig
+from minilm.training.cli import parse_args
+from minilm.training.trainer import TrainConfig
 from train_gpt import PRESETS, DataConfig
 
 GROUPS = {"model": GPTConfig, "train": TrainConfig, "data": DataConfig}

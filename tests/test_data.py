@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from data import prepare
-from data.prepare import (
-    fingerprint_tokenizer, get_batch, prepare_token_files, read_text_file, split_text, token_dtype,
-)
+from common import atomic
+from data.prepare import fingerprint_tokenizer, prepare_token_files, read_text_file, split_text, token_dtype
 from data.shakespeare import load_plays, play_to_text, shakespeare_splits, split_play_names
+from minilm.training.lm_task import get_batch
 
 
 class ByteTokenizer:
@@ -228,8 +227,8 @@ def test_crash_before_the_rename_never_leaves_old_meta_beside_new_data(tmp_path,
             raise KeyboardInterrupt
         real_replace(src, dst)
 
-    real_replace = prepare.os.replace
-    monkeypatch.setattr(prepare.os, "replace", crash_on_val)
+    real_replace = atomic.os.replace
+    monkeypatch.setattr(atomic.os, "replace", crash_on_val)
     with pytest.raises(KeyboardInterrupt):
         prepare_token_files(changed, tok, tmp_path, "fp")
     monkeypatch.undo()

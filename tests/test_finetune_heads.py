@@ -2,8 +2,8 @@
 
 import torch
 
-from minilm.finetune_tasks import pad_batch
-from minilm.heads import SequenceClassifier, TokenTagger
+from minilm.finetune.tasks import pad_batch
+from minilm.finetune.heads import SequenceClassifier, TokenTagger
 from finetune_fixtures import tiny_bert, tiny_gpt
 
 

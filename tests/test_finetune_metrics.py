@@ -2,7 +2,7 @@
 
 import pytest
 
-from minilm.tagging_metrics import bio_entities, entity_scores, is_bio_tagset, token_accuracy
+from minilm.finetune.tagging_metrics import bio_entities, entity_scores, is_bio_tagset, token_accuracy
 
 
 def test_entities_are_read_with_type_and_inclusive_ends():

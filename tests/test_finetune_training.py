@@ -12,12 +12,12 @@ import finetune
 from data.finetune_data import LabelMap, TextExample
 from data.finetune_encode import encode_text_examples
 from finetune_fixtures import save_bert_base, sentiment_rows, tiny_bert, tiny_wordpiece, write_csv
-from minilm.checkpoint import CheckpointError
-from minilm.finetune_io import FinetuneTrainer, trained_state_dict
-from minilm.finetune_tasks import ClassificationTask
-from minilm.heads import HEAD_NAMES, SequenceClassifier
+from common.errors import CheckpointError
+from minilm.finetune.checkpoints import FinetuneTrainer, trained_state_dict
+from minilm.finetune.tasks import ClassificationTask
+from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier
 from minilm.peft import PeftConfig, apply_peft
-from minilm.trainer import TrainConfig, seed_everything
+from minilm.training.trainer import TrainConfig, seed_everything
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -9,7 +9,7 @@ import torch
 from safetensors.torch import load_file
 
 from data.assets import fetch
-from minilm import Bert, BertConfig, BertForPreTraining
+from minilm import Bert, BertConfig, BertForPreTraining, from_pretrained, save_pretrained
 
 TOL = 1e-5
 GOLDEN_IDS = [101, 1996, 4248, 2829, 4419, 14523, 2058, 1996, 13971, 3899, 1012, 102]
@@ -28,7 +28,7 @@ def minilm_folder():
 
 @pytest.fixture(scope="module")
 def minilm_model(minilm_folder):
-    return Bert.from_pretrained(minilm_folder)
+    return from_pretrained(minilm_folder, Bert)
 
 
 def max_diff(a, b):
@@ -93,24 +93,24 @@ def test_pooled_output_matches_transformers_on_padded_batch(minilm_model, refere
 def test_position_ids_buffer_is_skipped_without_a_warning(minilm_folder):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an "unused tensor" warning would fail the test
-        Bert.from_pretrained(minilm_folder)
+        from_pretrained(minilm_folder, Bert)
 
 
 def test_checkpoint_without_heads_warns_which_heads_are_fresh(minilm_folder):
     with pytest.warns(UserWarning, match="no weights for mlm_head, nsp_head: freshly initialised"):
-        BertForPreTraining.from_pretrained(minilm_folder)
+        from_pretrained(minilm_folder, BertForPreTraining)
 
 
 def test_backbone_of_pretraining_model_equals_plain_bert(minilm_folder, minilm_model):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the fresh-heads warning, tested above
-        backbone = BertForPreTraining.from_pretrained(minilm_folder).bert.state_dict()
+        backbone = from_pretrained(minilm_folder, BertForPreTraining).bert.state_dict()
     plain = minilm_model.state_dict()
     assert all(torch.equal(backbone[name], plain[name]) for name in plain)
 
 
 def test_import_then_export_gives_the_same_tensors(minilm_folder, minilm_model, tmp_path):
-    minilm_model.save_pretrained(tmp_path)
+    save_pretrained(minilm_model, tmp_path)
     original, exported = load_file(minilm_folder / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert exported.keys() == original.keys() - {"embeddings.position_ids"}
     assert all(torch.equal(original[name], exported[name]) for name in exported)
@@ -143,7 +143,7 @@ def _pretraining_inputs():
 def test_mlm_logits_match_transformers_pretraining_heads(tiny_pretraining):
     reference, folder = tiny_pretraining
     ids, types, mask = _pretraining_inputs()
-    got = BertForPreTraining.from_pretrained(folder)(ids, types, mask).mlm_logits
+    got = from_pretrained(folder, BertForPreTraining)(ids, types, mask).mlm_logits
     expected = reference(input_ids=ids, token_type_ids=types, attention_mask=mask).prediction_logits
     real = mask.bool()
     assert max_diff(got[real], expected[real]) <= TOL
@@ -153,7 +153,7 @@ def test_mlm_logits_match_transformers_pretraining_heads(tiny_pretraining):
 def test_nsp_logits_match_transformers_pretraining_heads(tiny_pretraining):
     reference, folder = tiny_pretraining
     ids, types, mask = _pretraining_inputs()
-    got = BertForPreTraining.from_pretrained(folder)(ids, types, mask).nsp_logits
+    got = from_pretrained(folder, BertForPreTraining)(ids, types, mask).nsp_logits
     expected = reference(input_ids=ids, token_type_ids=types, attention_mask=mask).seq_relationship_logits
     assert max_diff(got, expected) <= TOL
 
@@ -170,7 +170,7 @@ def test_legacy_names_load_the_same_weights(tiny_pretraining, tmp_path):
     state["bert.embeddings.position_ids"] = torch.arange(TINY["max_position_embeddings"])[None]
     (tmp_path / "config.json").write_text((folder / "config.json").read_text())
     torch.save(state, tmp_path / "pytorch_model.bin")
-    new, legacy = (BertForPreTraining.from_pretrained(f).state_dict() for f in (folder, tmp_path))
+    new, legacy = (from_pretrained(f, BertForPreTraining).state_dict() for f in (folder, tmp_path))
     assert all(torch.equal(new[name], legacy[name]) for name in new)
 
 
@@ -182,7 +182,7 @@ def test_saved_pretraining_model_loads_in_transformers_with_the_same_logits(tmp_
     model = BertForPreTraining(config).eval()
     with torch.no_grad():  # give the MLM bias non-zero values so the round trip has something to carry
         model.mlm_head.decoder.bias.normal_()
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     reference = transformers.BertForPreTraining.from_pretrained(tmp_path, attn_implementation="eager").eval()
     ids, types, mask = _pretraining_inputs()
     out = reference(input_ids=ids, token_type_ids=types, attention_mask=mask)
@@ -194,6 +194,6 @@ def test_saved_pretraining_model_loads_in_transformers_with_the_same_logits(tmp_
 
 @pytest.mark.parametrize("cls, architecture", [(Bert, "BertModel"), (BertForPreTraining, "BertForPreTraining")])
 def test_saved_config_names_model_type_and_architecture(tmp_path, cls, architecture):
-    cls(BertConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=8)).save_pretrained(tmp_path)
+    save_pretrained(cls(BertConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=8)), tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert (saved["model_type"], saved["architectures"]) == ("bert", [architecture])

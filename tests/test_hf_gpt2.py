@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 transformers = pytest.importorskip("transformers")
 
-from minilm import GPT, GPTConfig  # noqa: E402
+from minilm import GPT, GPTConfig, from_pretrained, save_pretrained  # noqa: E402
 
 TOL = 1e-5
 TINY = dict(vocab_size=97, n_positions=64, n_embd=32, n_layer=2, n_head=4)
@@ -62,16 +62,16 @@ def max_diff(a, b):
 @torch.no_grad()
 def test_tiny_logits_match_transformers(tiny):
     hf_model, folder = tiny
-    idx = random_ids(3, 20, TINY["vocab_size"])
-    logits, _ = GPT.from_pretrained(folder)(idx)
-    assert max_diff(logits, hf_model(idx).logits) <= TOL
+    input_ids = random_ids(3, 20, TINY["vocab_size"])
+    logits, _ = from_pretrained(folder, GPT)(input_ids)
+    assert max_diff(logits, hf_model(input_ids).logits) <= TOL
 
 
 @torch.no_grad()
 def test_legacy_layout_with_buffers_loads_the_same_weights(tiny, tmp_path):
     _, folder = tiny
     write_legacy_layout(folder, tmp_path / "legacy")
-    new, legacy = GPT.from_pretrained(folder).state_dict(), GPT.from_pretrained(tmp_path / "legacy").state_dict()
+    new, legacy = from_pretrained(folder, GPT).state_dict(), from_pretrained(tmp_path / "legacy", GPT).state_dict()
     assert new.keys() == legacy.keys()
     assert all(torch.equal(new[name], legacy[name]) for name in new)
 
@@ -81,29 +81,29 @@ def test_legacy_buffers_are_skipped_without_a_warning(tiny, tmp_path):
     write_legacy_layout(folder, tmp_path / "legacy")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # an "unused tensor" warning would fail the test
-        GPT.from_pretrained(tmp_path / "legacy")
+        from_pretrained(tmp_path / "legacy", GPT)
 
 
 @torch.no_grad()
 def test_right_padded_batch_with_attention_mask_matches_on_real_tokens(tiny):
     hf_model, folder = tiny
-    idx = random_ids(3, 16, TINY["vocab_size"])
-    mask = torch.ones_like(idx)
+    input_ids = random_ids(3, 16, TINY["vocab_size"])
+    mask = torch.ones_like(input_ids)
     mask[1, 10:], mask[2, 5:] = 0, 0  # rows of 16, 10 and 5 real tokens
-    logits, _ = GPT.from_pretrained(folder)(idx, attention_mask=mask)
+    logits, _ = from_pretrained(folder, GPT)(input_ids, attention_mask=mask)
     real = mask.bool()
-    assert max_diff(logits[real], hf_model(idx, attention_mask=mask).logits[real]) <= TOL
+    assert max_diff(logits[real], hf_model(input_ids, attention_mask=mask).logits[real]) <= TOL
 
 
 @torch.no_grad()
 def test_left_padded_batch_with_position_ids_matches_on_real_tokens(tiny):
     hf_model, folder = tiny
-    idx = random_ids(3, 16, TINY["vocab_size"])
-    mask = torch.ones_like(idx)
+    input_ids = random_ids(3, 16, TINY["vocab_size"])
+    mask = torch.ones_like(input_ids)
     mask[1, :6], mask[2, :11] = 0, 0
     positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # each row's first real token at position 0
-    logits, _ = GPT.from_pretrained(folder)(idx, attention_mask=mask, position_ids=positions)
-    reference = hf_model(idx, attention_mask=mask, position_ids=positions).logits
+    logits, _ = from_pretrained(folder, GPT)(input_ids, attention_mask=mask, position_ids=positions)
+    reference = hf_model(input_ids, attention_mask=mask, position_ids=positions).logits
     real = mask.bool()
     assert max_diff(logits[real], reference[real]) <= TOL
 
@@ -114,7 +114,7 @@ def test_50_greedy_tokens_match_transformers(tiny, use_cache):
     hf_model, folder = tiny
     prompt = random_ids(2, 8, TINY["vocab_size"])
     expected = hf_model.generate(prompt, max_new_tokens=50, do_sample=False)
-    got = GPT.from_pretrained(folder).generate(prompt, 50, temperature=0, use_cache=use_cache)
+    got = from_pretrained(folder, GPT).generate(prompt, 50, temperature=0, use_cache=use_cache)
     assert expected.shape == (2, 58)
     assert torch.equal(got, expected)
 
@@ -124,15 +124,15 @@ def test_saved_model_loads_in_transformers_with_the_same_logits(tmp_path):
     torch.manual_seed(3)
     config = GPTConfig(vocab_size=97, block_size=64, n_layer=2, n_head=4, n_embd=32)
     model = GPT(config).eval()  # minilm's own init, never seen by transformers
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tmp_path)
     hf_model = transformers.GPT2LMHeadModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
-    idx = random_ids(2, 12, TINY["vocab_size"])
-    assert max_diff(model(idx)[0], hf_model(idx).logits) <= TOL
+    input_ids = random_ids(2, 12, TINY["vocab_size"])
+    assert max_diff(model(input_ids)[0], hf_model(input_ids).logits) <= TOL
 
 
 def test_import_then_export_gives_the_same_tensors(tiny, tmp_path):
     _, folder = tiny
-    GPT.from_pretrained(folder).save_pretrained(tmp_path)
+    save_pretrained(from_pretrained(folder, GPT), tmp_path)
     original, exported = load_file(folder / "model.safetensors"), load_file(tmp_path / "model.safetensors")
     assert original.keys() == exported.keys()
     assert all(torch.equal(original[name], exported[name]) for name in original)
@@ -142,23 +142,23 @@ def test_import_then_export_gives_the_same_tensors(tiny, tmp_path):
 def gpt2_124m(tmp_path_factory):
     folder = tmp_path_factory.mktemp("gpt2_124m")
     hf_model = make_hf_gpt2(folder, n_positions=1024, n_layer=12, n_head=12, n_embd=768, vocab_size=50257)
-    return hf_model, GPT.from_pretrained(folder)
+    return hf_model, from_pretrained(folder, GPT)
 
 
 @pytest.mark.slow
 @torch.no_grad()
 def test_124m_logits_match_transformers(gpt2_124m):
     hf_model, model = gpt2_124m
-    idx = random_ids(2, 32, 50257)
-    assert max_diff(model(idx)[0], hf_model(idx).logits) <= TOL
+    input_ids = random_ids(2, 32, 50257)
+    assert max_diff(model(input_ids)[0], hf_model(input_ids).logits) <= TOL
 
 
 @pytest.mark.slow
 @torch.no_grad()
 def test_124m_padded_batch_with_attention_mask_matches_on_real_tokens(gpt2_124m):
     hf_model, model = gpt2_124m
-    idx = random_ids(2, 32, 50257)
-    mask = torch.ones_like(idx)
+    input_ids = random_ids(2, 32, 50257)
+    mask = torch.ones_like(input_ids)
     mask[1, 20:] = 0
     real = mask.bool()
-    assert max_diff(model(idx, attention_mask=mask)[0][real], hf_model(idx, attention_mask=mask).logits[real]) <= TOL
+    assert max_diff(model(input_ids, attention_mask=mask)[0][real], hf_model(input_ids, attention_mask=mask).logits[real]) <= TOL

@@ -1,4 +1,4 @@
-"""The `python -m minilm.parity PATH` command: its verdicts and its error without transformers."""
+"""The `python -m minilm.hf.parity PATH` command: its verdicts and its error without transformers."""
 
 import sys
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from data.assets import fetch
-from minilm import GPT, GPTConfig
-from minilm.parity import main
+from minilm import GPT, GPTConfig, save_pretrained
+from minilm.hf.parity import main
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +47,7 @@ def test_parity_fails_when_minilm_computes_something_else(tiny_gpt2_folder, monk
 
 
 def test_parity_without_transformers_exits_with_install_hint(tmp_path, monkeypatch):
-    GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=1, n_embd=4)).save_pretrained(tmp_path)
+    save_pretrained(GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=1, n_embd=4)), tmp_path)
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
     with pytest.raises(SystemExit, match="transformers, which is not installed: pip install"):
         main([str(tmp_path)])

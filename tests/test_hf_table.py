@@ -1,11 +1,11 @@
-"""The name table in minilm/hf.py: complete, and shown unchanged in docs/hf_weights.md."""
+"""The name table in minilm/hf/names.py: complete, and shown unchanged in docs/hf_weights.md."""
 
 from pathlib import Path
 
 import pytest
 
 from minilm import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
-from minilm.hf import TIED, format_table, mappings_for
+from minilm.hf.names import TIED, format_table, mappings_for
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "hf_weights.md"
 MODELS = {

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minilm.losses import IGNORE_INDEX, mask_tokens, mlm_loss, next_token_loss, nsp_loss
+from minilm.model.losses import IGNORE_INDEX, mask_tokens, mlm_loss, next_token_loss, nsp_loss
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 VOCAB = 1000

@@ -7,7 +7,7 @@ import torch
 
 import sample
 from minilm import GPT, GPTConfig
-from minilm.checkpoint import save_checkpoint
+from minilm.training.checkpoint import save_checkpoint
 from tokenizer import CharTokenizer
 
 
@@ -49,13 +49,13 @@ def test_greedy_sample_is_the_saved_models_argmax_continuation(checkpoint):
     folder, model = checkpoint
     text = run(folder, "--prompt", "JULIET:", "--temperature", "0", "--num_samples", "1", "--max_new_tokens", "30")[0]
     tokenizer = CharTokenizer.train(TEXT)
-    idx = torch.tensor([tokenizer.encode("JULIET:")])  # (1, T)
+    input_ids = torch.tensor([tokenizer.encode("JULIET:")])  # (1, T)
     model.eval()
     with torch.no_grad():
         for _ in range(30):  # no KV cache, the context cropped to block_size by hand
-            logits, _ = model(idx[:, -16:])
-            idx = torch.cat([idx, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
-    assert text == tokenizer.decode(idx[0].tolist())
+            logits, _ = model(input_ids[:, -16:])
+            input_ids = torch.cat([input_ids, logits[:, -1].argmax(-1, keepdim=True)], dim=1)
+    assert text == tokenizer.decode(input_ids[0].tolist())
 
 
 def test_same_seed_gives_the_same_samples_and_another_seed_others(checkpoint):
@@ -93,7 +93,7 @@ def test_hugging_face_folder_is_a_clear_error(checkpoint, capsys):
     folder = checkpoint[0]
     (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1}))
     err = exit_message(capsys, folder)
-    assert "not a train_gpt.py checkpoint" in err and "GPT.from_pretrained" in err
+    assert "not a train_gpt.py checkpoint" in err and "minilm.from_pretrained" in err
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):

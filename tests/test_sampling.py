@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from minilm.sampling import sample_next_token
+from minilm.model.sampling import sample_next_token
 
 # Probabilities 1/2, 1/4, 1/8, 1/16, 1/16 (exact in binary, so cumulative sums are exact too).
 PROBS = torch.tensor([[0.0625, 0.25, 0.5, 0.0625, 0.125]])

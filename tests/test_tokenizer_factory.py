@@ -6,7 +6,8 @@ import sys
 import pytest
 
 from data.assets import fetch
-from tokenizer import TOKENIZER_KINDS, Tokenizer, build_tokenizer, load_tokenizer
+from data.tokenizers import NAMED_VOCABULARIES, TOKENIZER_KINDS, named_tokenizer
+from tokenizer import Tokenizer, build_tokenizer, load_tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -14,9 +15,14 @@ def play():
     return sorted(fetch("shakespeare-plays").glob("*/*.md"))[0].read_text(encoding="utf-8")
 
 
+def make(kind: str, text: str) -> Tokenizer:
+    """A trained tokenizer of a trainable kind, the fetched real vocabulary of a named one."""
+    return named_tokenizer(kind) if kind in NAMED_VOCABULARIES else build_tokenizer(kind, text=text, vocab_size=1000)
+
+
 @pytest.mark.parametrize("kind", TOKENIZER_KINDS)
 def test_every_kind_builds_encodes_saves_and_loads(kind, play, tmp_path):
-    tok = build_tokenizer(kind, text=play, vocab_size=1000)
+    tok = make(kind, play)
     assert isinstance(tok, Tokenizer)
     ids = tok.encode(play[:3000])
     assert ids and all(0 <= i < tok.vocab_size for i in ids)
@@ -29,8 +35,13 @@ def test_every_kind_builds_encodes_saves_and_loads(kind, play, tmp_path):
 
 @pytest.mark.parametrize("kind", ["char", "bpe", "gpt2", "sentencepiece"])
 def test_lossless_kinds_round_trip(kind, play):
-    tok = build_tokenizer(kind, text=play, vocab_size=1000)
+    tok = make(kind, play)
     assert tok.decode(tok.encode(play[:5000])) == play[:5000]
+
+
+def test_build_tokenizer_refuses_a_named_vocabulary_and_says_where_it_is_fetched():
+    with pytest.raises(ValueError, match="data/tokenizers.py"):
+        build_tokenizer("gpt2", text="some text", vocab_size=1000)
 
 
 def test_trainable_kind_without_text_is_rejected():

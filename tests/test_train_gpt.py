@@ -9,9 +9,11 @@ import torch
 
 import sample
 import train_gpt
+from data.prepare import prepare_lm_data
 from minilm import GPT, GPTConfig
-from minilm.checkpoint import load_checkpoint, load_model_weights
-from minilm.trainer import TrainConfig
+from minilm.training.checkpoint import load_checkpoint, load_model_weights
+from minilm.training.lm_task import LanguageModelTask
+from minilm.training.trainer import TrainConfig
 
 TINY_FLAGS = ["--n_layer", "1", "--n_head", "2", "--n_embd", "32", "--block_size", "16", "--batch_size", "8",
               "--max_iters", "30", "--lr", "1e-2", "--warmup_iters", "5", "--eval_interval", "15",
@@ -116,8 +118,8 @@ def test_best_checkpoint_reloads_into_a_gpt_that_scores_the_best_val_loss(finish
     model = GPT(GPTConfig.from_dict(config["model"]))
     load_model_weights(model, state_dict)
     monkeypatch.setenv("MINILM_CACHE", str(out.parent / "cache"))
-    _, tokens = train_gpt.prepare_data(train_gpt.DataConfig(data=str(text)), block_size=16)
-    task = train_gpt.LanguageModelTask(tokens, block_size=16)
+    _, tokens = prepare_lm_data(str(text), "char", 4096, val_fraction=0.1, block_size=16)
+    task = LanguageModelTask(tokens, block_size=16)
     model.eval()
     with torch.no_grad():
         val_loss = task.evaluate(model, TrainConfig(batch_size=8, eval_iters=4), "cpu")["val_loss"]

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from minilm import GPT, GPTConfig
-from minilm.trainer import Task, TrainConfig, Trainer, learning_rate, make_optimizer, seed_everything
+from minilm.training.trainer import Task, TrainConfig, Trainer, learning_rate, make_optimizer, seed_everything
 
 VOCAB, BLOCK = 16, 16
 
@@ -32,10 +32,10 @@ class ToyTask(Task):
         offset = 0 if split == "train" else 2000  # the two splits read different halves
         starts = offset + torch.randint(2000 - BLOCK - 1, (batch_size,), generator=generator)
         windows = torch.stack([self.tokens[s: s + BLOCK + 1] for s in starts.tolist()])  # (B, T+1)
-        return {"idx": windows[:, :-1], "targets": windows[:, 1:]}
+        return {"input_ids": windows[:, :-1], "targets": windows[:, 1:]}
 
     def loss(self, model, batch):
-        _, loss = model(batch["idx"], targets=batch["targets"])
+        _, loss = model(batch["input_ids"], targets=batch["targets"])
         if model.training:
             self.train_calls += 1
             if self.train_calls == self.interrupt_at:

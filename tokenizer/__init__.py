@@ -6,10 +6,10 @@ from .bpe import BPETokenizer
 from .char import CharTokenizer
 from .sentencepiece_tok import SentencePieceTokenizer
 from .wordpiece import WordPieceTokenizer
-from .factory import TOKENIZER_KINDS, build_tokenizer, load_tokenizer
+from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
 
 __all__ = [
     "Tokenizer", "TokenizerFileError", "CharTokenizer", "BPETokenizer", "WordPieceTokenizer",
     "SentencePieceTokenizer",
-    "TOKENIZER_KINDS", "build_tokenizer", "load_tokenizer",
+    "TRAINABLE_KINDS", "build_tokenizer", "load_tokenizer",
 ]

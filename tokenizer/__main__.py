@@ -3,11 +3,16 @@
     python -m tokenizer encode --tokenizer gpt2 "Hello world"
     python -m tokenizer encode --tokenizer out/ "Hello world"        # a saved tokenizer folder
     python -m tokenizer train --kind bpe --vocab_size 4096 corpus.txt out/
+
+A command, not part of the library: it fetches the named vocabularies through data/tokenizers.py,
+which the library modules of tokenizer/ never import.
 """
 
 import argparse
 import sys
 from pathlib import Path
+
+from data.tokenizers import NAMED_VOCABULARIES, named_tokenizer
 
 from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
 
@@ -26,8 +31,8 @@ def pieces_of(tok, ids: list[int]) -> list[str]:
 def command_encode(args) -> None:
     if Path(args.tokenizer).is_dir():
         tok = load_tokenizer(args.tokenizer)
-    elif args.tokenizer in ("gpt2", "bert-base-uncased"):
-        tok = build_tokenizer(args.tokenizer)
+    elif args.tokenizer in NAMED_VOCABULARIES:
+        tok = named_tokenizer(args.tokenizer)
     else:
         sys.exit(f"--tokenizer {args.tokenizer!r}: give gpt2, bert-base-uncased or the folder of a saved tokenizer "
                  f"(train one with: python -m tokenizer train --kind KIND --vocab_size N corpus.txt out/)")

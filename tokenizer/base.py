@@ -8,9 +8,10 @@ A tokenizer turns text into a list of integer ids and back. Every tokenizer here
 """
 
 import json
-import os
 from abc import ABC, abstractmethod
 from pathlib import Path
+
+from common.atomic import write_text_atomic
 
 CONFIG_NAME = "tokenizer.json"
 
@@ -60,14 +61,6 @@ def check_ids(ids, vocab_size: int) -> list[int]:
         bad = next(i for i in ids if not 0 <= i < vocab_size)
         raise ValueError(f"id {bad} is not in range(0, {vocab_size}); was it made by another tokenizer?")
     return ids
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write to a temporary name, then rename: a reader never sees half a file."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def write_config(folder, config: dict) -> None:

@@ -19,7 +19,9 @@ from pathlib import Path
 
 import regex
 
-from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config, write_text_atomic
+from common.atomic import write_text_atomic
+
+from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config
 from .bpe_train import merge_in_word, train_bpe
 from .byte_level import GPT2_PATTERN, bytes_to_piece, compile_pattern, replace_lone_surrogates
 from .gpt2_files import GPT2_SPECIAL_TOKENS, merges_from_ranks, read_gpt2_files, read_tiktoken_ranks

@@ -1,8 +1,9 @@
-"""Pick a tokenizer by name: ``build_tokenizer`` makes (or trains) one, ``load_tokenizer`` reads a saved one.
+"""Pick a tokenizer by kind: ``build_tokenizer`` trains one, ``load_tokenizer`` reads a saved one.
 
-The training scripts take ``--tokenizer {char,bpe,gpt2,wordpiece,bert-base-uncased,sentencepiece}`` and call
-``build_tokenizer(kind, text=..., vocab_size=...)``. The trainable kinds learn their vocabulary from
-``text``; ``gpt2`` and ``bert-base-uncased`` fetch the real vocabularies (see data/assets.py).
+``build_tokenizer(kind, text=..., vocab_size=...)`` learns a vocabulary of kind char, bpe, wordpiece or
+sentencepiece from ``text``. The real GPT-2 and BERT vocabularies are files to read
+(``BPETokenizer.from_tiktoken``, ``WordPieceTokenizer.from_vocab_file``); data/tokenizers.py fetches them
+by name (gpt2, bert-base-uncased), since this package fetches nothing.
 """
 
 from pathlib import Path
@@ -13,7 +14,6 @@ from .char import CharTokenizer
 from .sentencepiece_tok import SentencePieceTokenizer
 from .wordpiece import WordPieceTokenizer
 
-TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sentencepiece")
 TRAINABLE_KINDS = ("char", "bpe", "wordpiece", "sentencepiece")
 
 
@@ -24,26 +24,20 @@ def _classes() -> dict[str, type[Tokenizer]]:
 
 
 def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None = None) -> Tokenizer:
-    """Train a tokenizer of ``kind`` on ``text``, or fetch the real GPT-2 / BERT vocabulary."""
-    if kind not in TOKENIZER_KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
-    if kind in TRAINABLE_KINDS:
-        if not text:
-            raise ValueError(f"tokenizer kind {kind!r} is trained from text: pass text=<the training corpus>")
-        if kind != "char" and vocab_size is None:
-            raise ValueError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
+    """Train a tokenizer of ``kind`` (char, bpe, wordpiece or sentencepiece) on ``text``."""
+    if kind not in TRAINABLE_KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TRAINABLE_KINDS)} "
+                         "(the real gpt2 and bert-base-uncased vocabularies: data/tokenizers.py)")
+    if not text:
+        raise ValueError(f"tokenizer kind {kind!r} is trained from text: pass text=<the training corpus>")
+    if kind != "char" and vocab_size is None:
+        raise ValueError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
     if kind == "char":
         return CharTokenizer.train(text)
     if kind == "bpe":
         return BPETokenizer.train(text, vocab_size)
-    if kind == "gpt2":
-        from data.assets import fetch
-        return BPETokenizer.from_tiktoken(fetch("gpt2-ranks"))
     if kind == "wordpiece":
         return WordPieceTokenizer.train(text, vocab_size)
-    if kind == "bert-base-uncased":
-        from data.assets import fetch
-        return WordPieceTokenizer.from_vocab_file(fetch("bert-uncased-vocab"), lowercase=True)
     return SentencePieceTokenizer.train(text, vocab_size)
 
 

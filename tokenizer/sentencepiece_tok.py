@@ -11,6 +11,8 @@ from pathlib import Path
 
 import sentencepiece as spm
 
+from common.atomic import write_bytes_atomic
+
 from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config
 
 MODEL_TYPES = ("unigram", "bpe")
@@ -64,9 +66,7 @@ class SentencePieceTokenizer(Tokenizer):
     def save(self, folder) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / "sentencepiece.model.partial"
-        tmp.write_bytes(self.model_proto)
-        tmp.replace(folder / "sentencepiece.model")
+        write_bytes_atomic(folder / "sentencepiece.model", self.model_proto)
         write_config(folder, {"kind": self.kind, "model_file": "sentencepiece.model"})
 
     @classmethod

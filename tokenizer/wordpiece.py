@@ -16,7 +16,9 @@ truncation (longest first) and padding to ``max_length`` with an attention mask.
 
 from pathlib import Path
 
-from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config, write_text_atomic
+from common.atomic import write_text_atomic
+
+from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config
 from .bert_basic import basic_tokenize, normalize, split_on_punctuation
 from .wordpiece_train import train_wordpiece
 

@@ -1,6 +1,6 @@
 """PeftConfig: which parameter-efficient method to fine-tune with, and its knobs (docs/peft.md).
 
-The field names are unique and prefixed by method, so the config plugs into minilm/cli.py next to
+The field names are unique and prefixed by method, so the config plugs into minilm/training/cli.py next to
 the model and train configs: `--method lora --lora_r 8 --lora_targets q_proj,v_proj`.
 """
 

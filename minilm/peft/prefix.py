@@ -1,7 +1,7 @@
 """Prefix-tuning (Li & Liang 2021): every layer's attention also attends to P learned key/value
 vectors placed before the tokens, while the whole model stays frozen.
 
-A prefix is exactly a pre-filled KV cache (minilm/attention.py): the keys and values of P
+A prefix is exactly a pre-filled KV cache (minilm/model/attention.py): the keys and values of P
 "virtual tokens" that each layer's attention prepends to its own. So the model code needs nothing
 new; the backbone (GPT or Bert) gets
 
@@ -24,10 +24,7 @@ import inspect
 import torch
 import torch.nn as nn
 
-from ..attention import KVCache
-from ..bert import Bert
-from ..config import TransformerConfig
-from ..gpt import GPT
+from ..model import GPT, Bert, KVCache, TransformerConfig
 
 
 class PrefixEncoder(nn.Module):
@@ -74,8 +71,8 @@ def add_prefix(model: nn.Module, length: int, hidden: int) -> PrefixEncoder:
 def prepend_prefix(backbone: GPT | Bert, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     """Forward pre-hook: put the prefix in the KV cache and extend attention_mask to cover it."""
     call = inspect.signature(backbone.forward).bind(*args, **kwargs)
-    token_ids = next(iter(call.arguments.values()))  # idx / input_ids: (B, T)
-    batch_size = token_ids.size(0)
+    input_ids = next(iter(call.arguments.values()))  # (B, T)
+    batch_size = input_ids.size(0)
     cache = call.arguments.get("kv_cache")
     if cache is None:
         cache = KVCache(backbone.config.n_layer)

@@ -12,7 +12,7 @@ back a model whose state_dict is a plain one.
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..blocks import Block
+from ..model import Block
 
 # A target name -> where that nn.Linear sits inside a Block.
 TARGET_PATHS = {

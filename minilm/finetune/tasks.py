@@ -1,4 +1,4 @@
-"""The fine-tuning Tasks for minilm/trainer.py: sequence classification and token tagging.
+"""The fine-tuning Tasks for minilm/training/trainer.py: sequence classification and token tagging.
 
 Examples arrive already encoded (data/finetune_encode.py): dicts of id lists plus "labels". A batch
 draws random examples (with replacement, from the trainer's generator, so a resumed run draws the
@@ -14,10 +14,10 @@ Evaluation runs over the whole validation split, in order, so its numbers are ex
 
 import torch
 
-from .checkpoint import unwrap_model
-from .losses import IGNORE_INDEX
+from ..model.losses import IGNORE_INDEX
+from ..training.checkpoint import unwrap_model
+from ..training.trainer import Task, to_device
 from .tagging_metrics import entity_scores, is_bio_tagset, token_accuracy
-from .trainer import Task, to_device
 
 
 def pad_batch(examples: list[dict], pad_id: int) -> dict[str, torch.Tensor]:
@@ -95,7 +95,7 @@ class ClassificationTask(_LabelledTask):
 
 class TaggingTask(_LabelledTask):
     """Metrics: val_acc (token accuracy over words) and, for a BIO tag set, val_precision,
-    val_recall and val_f1 over entities (minilm/tagging_metrics.py)."""
+    val_recall and val_f1 over entities (minilm/finetune/tagging_metrics.py)."""
 
     @property
     def default_metric(self):

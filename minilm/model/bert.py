@@ -10,7 +10,7 @@ from .attention import KVCache
 from .blocks import Block, init_weights
 from .config import BertConfig
 from .losses import IGNORE_INDEX, mlm_loss, nsp_loss
-from .pretrained import PretrainedModel
+from .transformer import TransformerModel
 
 
 class BertEmbeddings(nn.Module):
@@ -29,7 +29,7 @@ class BertEmbeddings(nn.Module):
         return self.dropout(self.ln(x))
 
 
-class Bert(PretrainedModel):
+class Bert(TransformerModel):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -43,30 +43,19 @@ class Bert(PretrainedModel):
         attention_mask (B, T_past + T), 1 for real tokens and 0 for padding. kv_cache: keys and
         values attended to before the tokens (e.g. a prefix-tuning prefix), updated in place.
         Returns hidden states (B, T, C) and the pooled [CLS] vector (B, C)."""
-        B, T = input_ids.shape
-        past = kv_cache.next_position if kv_cache is not None else 0
-        if past + T > self.config.block_size:
-            raise ValueError(f"sequence of {past + T} tokens is longer than block_size {self.config.block_size}; "
-                             "truncate the input")
-        if token_type_ids is None:
-            token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids, past)
+        x = self.embed(input_ids, token_type_ids, kv_cache)  # (B, T, C)
         for layer, block in enumerate(self.blocks):
             x = block(x, attention_mask, kv_cache, layer)
         pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, C)
         return x, pooled
 
-    @torch.no_grad()
-    def attention_maps(self, input_ids, token_type_ids=None, attention_mask=None):
-        """The attention probabilities of every layer, for visualisation: n_layer x (B, n_head, T, T)."""
+    def embed(self, input_ids, token_type_ids=None, kv_cache: KVCache | None = None):
+        """Word + position + segment embeddings, normalised: (B, T) ids -> (B, T, C)."""
+        past = kv_cache.next_position if kv_cache is not None else 0
+        self.check_length(past + input_ids.size(1))
         if token_type_ids is None:
             token_type_ids = torch.zeros_like(input_ids)
-        x = self.embeddings(input_ids, token_type_ids)
-        maps = []
-        for block in self.blocks:
-            x, attn_probs = block(x, attention_mask, return_attn=True)
-            maps.append(attn_probs)
-        return maps
+        return self.embeddings(input_ids, token_type_ids, past)
 
 
 class MLMHead(nn.Module):
@@ -93,7 +82,7 @@ class PreTrainingOutput:
     nsp_loss: torch.Tensor | None = None
 
 
-class BertForPreTraining(PretrainedModel):
+class BertForPreTraining(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
@@ -116,3 +105,6 @@ class BertForPreTraining(PretrainedModel):
         losses = [loss for loss in (out.mlm_loss, out.nsp_loss) if loss is not None]
         out.loss = sum(losses) if losses else None
         return out
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())  # the tied decoder matrix is counted once

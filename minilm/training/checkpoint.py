@@ -6,27 +6,24 @@
                              torch.load(weights_only=True), which refuses anything but tensors and
                              plain containers
 
-A checkpoint is written to `ckpt.tmp` first and then swapped in with renames, so a crash part-way
-leaves the previous checkpoint readable (as `ckpt`, or as `ckpt.old` for the instant between the
-two renames, which `resolve_checkpoint` also accepts).
+A checkpoint is written to a temporary folder first and then swapped in with renames
+(common/atomic.py), so a crash part-way leaves the previous checkpoint readable (as `ckpt`, or as
+`ckpt.old` for the instant between the two renames, which `resolve_checkpoint` also accepts).
 """
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from common.atomic import replace_folder_atomic
+from common.errors import CheckpointError
+
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAIN_STATE = "train_state.pt"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint folder (minilm's or Hugging Face's) is missing, incomplete, corrupt or does not fit."""
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
@@ -56,23 +53,15 @@ def save_checkpoint(folder, model, config: dict, train_state: dict | None = None
 
     write_extra(tmp_folder), if given, adds files (e.g. the tokenizer) before the swap.
     """
-    folder = Path(folder)
-    tmp, old = folder.with_name(folder.name + ".tmp"), folder.with_name(folder.name + ".old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(model_state_dict(model), tmp / WEIGHTS)
-    (tmp / CONFIG).write_text(json.dumps(config, indent=2))
-    if train_state is not None:
-        torch.save(train_state, tmp / TRAIN_STATE)
-    if write_extra is not None:
-        write_extra(tmp)
-    _fsync_folder(tmp)
-    if folder.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(folder, old)
-    os.replace(tmp, folder)
-    shutil.rmtree(old, ignore_errors=True)
-    return folder
+    def write(tmp: Path) -> None:
+        save_file(model_state_dict(model), tmp / WEIGHTS)
+        (tmp / CONFIG).write_text(json.dumps(config, indent=2))
+        if train_state is not None:
+            torch.save(train_state, tmp / TRAIN_STATE)
+        if write_extra is not None:
+            write_extra(tmp)
+
+    return replace_folder_atomic(folder, write)
 
 
 def resolve_checkpoint(folder) -> Path:
@@ -134,11 +123,3 @@ def tied_names(model) -> set[str]:
             tied.add(name)
         seen.add(tensor.data_ptr())
     return tied
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Flush every file to disk before the rename makes the checkpoint visible."""
-    for path in folder.rglob("*"):
-        if path.is_file():
-            with open(path, "rb") as f:
-                os.fsync(f.fileno())

@@ -16,9 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .bert import Bert
-from .gpt import GPT
-from .losses import IGNORE_INDEX
+from ..model import GPT, Bert
+from ..model.losses import IGNORE_INDEX
 
 HEAD_NAMES = ["classifier"]
 

@@ -10,11 +10,11 @@ from .attention import KVCache
 from .blocks import Block, init_weights
 from .config import GPTConfig
 from .losses import next_token_loss
-from .pretrained import PretrainedModel
 from .sampling import sample_next_token
+from .transformer import TransformerModel
 
 
-class GPT(PretrainedModel):
+class GPT(TransformerModel):
     def __init__(self, config: GPTConfig):
         super().__init__()
         self.config = config
@@ -33,45 +33,34 @@ class GPT(PretrainedModel):
             for proj in (block.attn.out_proj, block.mlp.fc_out):
                 nn.init.normal_(proj.weight, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
 
-    def forward(self, idx, targets=None, attention_mask=None, position_ids=None, kv_cache: KVCache | None = None):
-        """idx: (B, T) token ids. Returns logits (B, T, vocab_size) and the loss if targets are given.
+    def forward(self, input_ids, targets=None, attention_mask=None, position_ids=None,
+                kv_cache: KVCache | None = None):
+        """input_ids: (B, T) token ids. Returns logits (B, T, vocab_size) and the loss if targets are given.
 
         attention_mask (B, T_past + T): 1 for real tokens, 0 for padding. position_ids (B or 1, T):
         defaults to past, ..., past + T - 1 (with left padding, pass positions that start at the
         first real token). kv_cache: keys and values of earlier positions, updated in place.
         """
-        x = self.embed(idx, position_ids, kv_cache)  # (B, T, C)
+        x = self.embed(input_ids, position_ids, kv_cache)  # (B, T, C)
         for layer, block in enumerate(self.blocks):
             x = block(x, attention_mask, kv_cache, layer)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = next_token_loss(logits, targets) if targets is not None else None
         return logits, loss
 
-    def embed(self, idx, position_ids=None, kv_cache: KVCache | None = None):
+    def embed(self, input_ids, position_ids=None, kv_cache: KVCache | None = None):
         """Token embedding plus position embedding: (B, T) ids -> (B, T, C)."""
-        B, T = idx.shape
+        B, T = input_ids.shape
         past = kv_cache.next_position if kv_cache is not None else 0
-        if past + T > self.config.block_size:
-            raise ValueError(f"sequence of {past + T} tokens is longer than block_size "
-                             f"{self.config.block_size}; crop it (generate() does this for you)")
+        self.check_length(past + T)
         if position_ids is None:
-            position_ids = torch.arange(past, past + T, device=idx.device)[None]  # (1, T)
-        return self.drop(self.wte(idx) + self.wpe(position_ids))
+            position_ids = torch.arange(past, past + T, device=input_ids.device)[None]  # (1, T)
+        return self.drop(self.wte(input_ids) + self.wpe(position_ids))
 
     @torch.no_grad()
-    def attention_maps(self, idx):
-        """The attention probabilities of every layer, for visualisation: n_layer x (B, n_head, T, T)."""
-        x = self.embed(idx)
-        maps = []
-        for block in self.blocks:
-            x, attn_probs = block(x, return_attn=True)
-            maps.append(attn_probs)
-        return maps
-
-    @torch.no_grad()
-    def generate(self, idx, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+    def generate(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None):
-        """Extend idx (B, T) by max_new_tokens tokens. temperature=0 is greedy.
+        """Extend input_ids (B, T) by max_new_tokens tokens. temperature=0 is greedy.
 
         With the KV cache each step feeds only the newest token. When the sequence outgrows the
         context window, the prompt is cropped to the last block_size tokens and the cache rebuilt.
@@ -80,12 +69,12 @@ class GPT(PretrainedModel):
         cache = None
         for _ in range(max_new_tokens):
             if not use_cache:
-                logits, _ = self(idx[:, -block_size:])
+                logits, _ = self(input_ids[:, -block_size:])
             elif cache is None or cache.next_position == block_size:
                 cache = KVCache(self.config.n_layer)  # (re)fill the cache from the cropped context
-                logits, _ = self(idx[:, -block_size:], kv_cache=cache)
+                logits, _ = self(input_ids[:, -block_size:], kv_cache=cache)
             else:
-                logits, _ = self(idx[:, -1:], kv_cache=cache)  # only the newest token
+                logits, _ = self(input_ids[:, -1:], kv_cache=cache)  # only the newest token
             next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-            idx = torch.cat([idx, next_id], dim=1)
-        return idx
+            input_ids = torch.cat([input_ids, next_id], dim=1)
+        return input_ids

@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import TransformerConfig
+
 
 class KVCache:
     """Keys and values of the tokens seen so far, one entry per layer, for incremental decoding.
@@ -48,69 +50,82 @@ class KVCache:
         return k, v
 
 
-def build_attention_mask(
-    n_query: int, n_key: int, causal: bool, padding_mask: torch.Tensor | None, device
-) -> torch.Tensor | None:
-    """Which keys each query may attend to: bool (B or 1, 1, n_query, n_key), True = allowed; None = all.
+def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: torch.Tensor | None,
+                       device) -> torch.Tensor | None:
+    """Which keys each query may attend to: `allowed`, bool (B or 1, 1, n_query, n_key), True = may; None = all.
 
     The queries are the last n_query of the n_key positions (earlier ones come from a KV cache), so
     with the causal mask query i, at absolute position n_key - n_query + i, sees keys 0 ... that position.
-    padding_mask is (B, n_key) with 1/True for real tokens and 0/False for padding.
+    attention_mask is the padding mask: (B, n_key), 1/True for real tokens and 0/False for padding.
     """
     allowed = None
     if causal:
         past = n_key - n_query
         allowed = torch.ones(n_query, n_key, dtype=torch.bool, device=device).tril(diagonal=past)
         allowed = allowed[None, None]  # (1, 1, n_query, n_key)
-    if padding_mask is not None:
-        if padding_mask.shape[-1] != n_key:
-            raise ValueError(f"attention_mask covers {padding_mask.shape[-1]} positions but there are "
+    if attention_mask is not None:
+        if attention_mask.shape[-1] != n_key:
+            raise ValueError(f"attention_mask covers {attention_mask.shape[-1]} positions but there are "
                              f"{n_key} keys (cached + new); pass a mask for every position")
-        keys_allowed = padding_mask.bool()[:, None, None, :]  # (B, 1, 1, n_key)
+        keys_allowed = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, n_key)
         allowed = keys_allowed if allowed is None else allowed & keys_allowed
     return allowed
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, n_embd: int, n_head: int, attn_dropout: float, resid_dropout: float,
-                 causal: bool, attn_impl: str = "manual", bias: bool = True):
+    def __init__(self, config: TransformerConfig, causal: bool):
         super().__init__()
-        self.n_head = n_head
-        self.head_dim = n_embd // n_head
+        C, bias = config.n_embd, config.bias
+        self.n_head = config.n_head
+        self.head_dim = config.head_dim
         self.causal = causal
-        self.attn_impl = attn_impl
-        self.q_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.k_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.v_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.out_proj = nn.Linear(n_embd, n_embd, bias=bias)
-        self.attn_dropout = nn.Dropout(attn_dropout)
-        self.resid_dropout = nn.Dropout(resid_dropout)
+        self.attn_impl = config.attn_impl  # "manual": the lines below; "sdpa": torch's fused kernel
+        self.q_proj = nn.Linear(C, C, bias=bias)
+        self.k_proj = nn.Linear(C, C, bias=bias)
+        self.v_proj = nn.Linear(C, C, bias=bias)
+        self.out_proj = nn.Linear(C, C, bias=bias)
+        self.attn_dropout = nn.Dropout(config.attn_dropout)  # on the attention probabilities
+        self.resid_dropout = nn.Dropout(config.dropout)  # on the output, before the residual sum
 
-    def forward(self, x, padding_mask=None, kv_cache: KVCache | None = None, layer: int = 0,
-                return_attn: bool = False):
-        """x: (B, T, C). Returns (B, T, C), and the attention probabilities (B, n_head, T, T_k) if asked."""
+    def forward(self, x, attention_mask=None, kv_cache: KVCache | None = None, layer: int = 0):
+        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask; kv_cache: see KVCache."""
         B, T, C = x.shape
+        q, k, v = self._project(x, kv_cache, layer)  # q (B, n_head, T, head_dim); k, v (B, n_head, T_k, head_dim)
+        allowed = build_allowed_mask(T, k.size(2), self.causal, attention_mask, x.device)
+
+        if self.attn_impl == "sdpa":
+            y = self._fused_attention(q, k, v, allowed, attention_mask)
+        else:
+            y = self._manual_attention(q, k, v, allowed)
+
+        y = y.transpose(1, 2).reshape(B, T, C)  # put the heads side by side again: (B, T, C)
+        return self.resid_dropout(self.out_proj(y))
+
+    @torch.no_grad()
+    def attention_probs(self, x, attention_mask=None):
+        """The attention probabilities forward computes on x, for looking at: (B, n_head, T, T).
+        Always the written-out path, whichever attn_impl the model runs."""
+        q, k, _ = self._project(x, None, 0)
+        allowed = build_allowed_mask(x.size(1), k.size(2), self.causal, attention_mask, x.device)
+        return self._attention_probs(q, k, allowed)
+
+    def _project(self, x, kv_cache, layer):
         q = self._split_heads(self.q_proj(x))  # (B, n_head, T, head_dim)
         k = self._split_heads(self.k_proj(x))
         v = self._split_heads(self.v_proj(x))
         if kv_cache is not None:
             k, v = kv_cache.update(layer, k, v)  # (B, n_head, T_past + T, head_dim)
-        allowed = build_attention_mask(T, k.size(2), self.causal, padding_mask, x.device)
-
-        if self.attn_impl == "sdpa" and not return_attn:
-            y, attn_probs = self._fused_attention(q, k, v, allowed, padding_mask), None
-        else:
-            y, attn_probs = self._manual_attention(q, k, v, allowed)
-
-        y = y.transpose(1, 2).reshape(B, T, C)  # put the heads side by side again: (B, T, C)
-        y = self.resid_dropout(self.out_proj(y))
-        return (y, attn_probs) if return_attn else y
+        return q, k, v
 
     def _split_heads(self, t):
         B, T, C = t.shape
         return t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
 
     def _manual_attention(self, q, k, v, allowed):
+        attn_probs = self._attention_probs(q, k, allowed)  # (B, n_head, T, T_k)
+        return self.attn_dropout(attn_probs) @ v  # a weighted sum of the values: (B, n_head, T, head_dim)
+
+    def _attention_probs(self, q, k, allowed):
         attn_scores = (q @ k.transpose(-2, -1)) / math.sqrt(self.head_dim)  # (B, n_head, T, T_k)
         if allowed is not None:
             # The most negative finite number rather than -inf, so that a row with every key masked
@@ -121,14 +136,13 @@ class MultiHeadAttention(nn.Module):
             # Masked keys get exactly zero weight, and a query with no allowed key outputs zeros
             # (what the fused kernel does too).
             attn_probs = attn_probs.masked_fill(~allowed, 0.0)
-        y = self.attn_dropout(attn_probs) @ v  # (B, n_head, T, head_dim)
-        return y, attn_probs
+        return attn_probs
 
-    def _fused_attention(self, q, k, v, allowed, padding_mask):
+    def _fused_attention(self, q, k, v, allowed, attention_mask):
         dropout_p = self.attn_dropout.p if self.training else 0.0
         if allowed is None:
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
-        if self.causal and padding_mask is None and q.size(2) == k.size(2):
+        if self.causal and attention_mask is None and q.size(2) == k.size(2):
             # Plain causal attention: let the kernel build the mask (it can skip masked blocks).
             # (Not when there is a padding mask, even with batch size 1: is_causal would drop it.)
             return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)

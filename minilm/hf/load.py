@@ -1,0 +1,167 @@
+"""Hugging Face GPT-2 and BERT folders in, without transformers (docs/hf_weights.md).
+
+A Hugging Face model folder holds config.json and the weights: model.safetensors, or the older
+pytorch_model.bin (a pickle, read with weights_only=True so it cannot run code). Loading is:
+
+    1. config.json -> GPTConfig / BertConfig             config_from_hf (configs.py)
+    2. read the tensors, safely                           read_weights
+    3. rename each tensor through NAME_TABLE              load_hf_state_dict (the table: names.py)
+"""
+
+import json
+import pickle
+import re
+import warnings
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from common.errors import CheckpointError
+
+from ..model import GPT, Bert, BertForPreTraining
+from .configs import config_from_hf
+from .names import HEADS, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES, TIED, Mapping, family_of, from_hf, \
+    mappings_for, to_hf
+
+MODEL_CLASSES = {"GPT": GPT, "Bert": Bert, "BertForPreTraining": BertForPreTraining}
+
+
+def from_pretrained(path, model_class=None):
+    """Build a GPT, Bert or BertForPreTraining from a Hugging Face folder, in eval mode.
+
+    model_class (one of those classes) says which to build; by default config.json decides, as
+    transformers' AutoModel does: gpt2 -> GPT; bert -> BertForPreTraining when its architectures
+    say so, else Bert. A Bert can be read from a BertForPreTraining folder (the heads are left out),
+    and a BertForPreTraining from a BertModel folder (the heads start fresh, with a warning).
+    """
+    folder = _existing_folder(path)
+    hf_config = read_config(folder)
+    if model_class is None:
+        model_class = _default_class(hf_config)
+    config = config_from_hf(hf_config, family_of(model_class), folder)
+    model = model_class(config)
+    load_hf_state_dict(model, read_weights(folder), source=str(folder))
+    return model.eval()  # like transformers: loaded for inference; call .train() to fine-tune
+
+
+def _default_class(hf_config: dict):
+    if hf_config.get("model_type") == "gpt2":
+        return GPT
+    return BertForPreTraining if "BertForPreTraining" in (hf_config.get("architectures") or []) else Bert
+
+
+def load_hf_state_dict(model, checkpoint: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Copy Hugging Face-named tensors into model, checking names, shapes and ties first."""
+    tensors = _canonical_names(checkpoint, family_of(model))
+    mappings = mappings_for(model)
+    params = model.state_dict()  # shares storage with the parameters: copy_ below writes into the model
+    _check_names(model, mappings, tensors, source, example_keys=sorted(checkpoint)[:4])
+    for m in mappings:
+        if m.hf in tensors:
+            _check_shape_and_tie(m, tensors, params, source)
+    with torch.no_grad():
+        for m in mappings:
+            if m.how != TIED and m.hf in tensors:
+                for name, tensor in zip(m.minilm, from_hf(m.how, tensors[m.hf])):
+                    params[name].copy_(tensor)  # also casts, e.g. float16 files into a float32 model
+
+
+def _check_names(model, mappings: list[Mapping], tensors, source: str, example_keys: list[str]) -> None:
+    """Missing backbone tensors are an error; missing heads and unused tensors are warnings."""
+    missing = [m for m in mappings if m.how != TIED and m.hf not in tensors]
+    missing_backbone = [m.hf for m in missing if m.minilm[0].split(".")[0] not in HEADS]
+    if missing_backbone:
+        raise CheckpointError(
+            f"{source}: {len(missing_backbone)} tensor(s) the model needs are missing, e.g. "
+            f"{missing_backbone[:6]}; the file has e.g. {example_keys}. Is it a "
+            f"{family_of(model)} checkpoint of the shape config.json describes?")
+    unexpected = sorted(set(tensors) - {m.hf for m in mappings})
+    if unexpected:
+        warnings.warn(f"{source}: {len(unexpected)} tensor(s) not used by {type(model).__name__}: "
+                      f"{unexpected[:10]}", stacklevel=4)  # point at the caller of from_pretrained
+    fresh_heads = sorted({m.minilm[0].split(".")[0] for m in missing})
+    if fresh_heads:
+        warnings.warn(f"{source} has no weights for {', '.join(fresh_heads)}: freshly initialised, "
+                      "train them before use", stacklevel=4)  # point at the caller of from_pretrained
+
+
+def _canonical_names(checkpoint, family: str) -> dict[str, torch.Tensor]:
+    """Strip the model prefix, rename legacy names, drop the buffers that are not weights."""
+    prefix = "transformer." if family == "gpt2" else "bert."
+    tensors = {}
+    for key, tensor in checkpoint.items():
+        name = key.removeprefix(prefix)
+        for old, new in LEGACY_SUFFIXES.items():
+            name = name[: -len(old)] + new if name.endswith(old) else name
+        is_buffer = any(re.fullmatch(pattern, name) for pattern in IGNORED_BUFFERS)
+        # A legacy name whose tensor the file also stores under the new name is a second copy.
+        is_duplicate = name in LEGACY_NAMES and LEGACY_NAMES[name] in checkpoint
+        if not (is_buffer or is_duplicate):
+            tensors[LEGACY_NAMES.get(name, name)] = tensor
+    return tensors
+
+
+def _check_shape_and_tie(m: Mapping, tensors, params, source: str) -> None:
+    got = tensors[m.hf]
+    if m.how == TIED:
+        if m.tied_to in tensors and not torch.equal(got, tensors[m.tied_to]):
+            raise CheckpointError(f"{source}: {m.hf} differs from {m.tied_to}, but minilm ties the two "
+                                  "(one shared matrix); this checkpoint was trained untied")
+        return
+    want = to_hf(m.how, [params[n] for n in m.minilm]).shape  # the shape this model would save
+    if got.shape != want:
+        raise CheckpointError(
+            f"{source}: tensor {m.hf!r} has shape {tuple(got.shape)} in the file but minilm expects "
+            f"{tuple(want)} (for {', '.join(m.minilm)}); does config.json describe these weights?")
+
+
+def _existing_folder(path) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder} is not a folder; pass a Hugging Face model folder holding "
+                                "config.json and model.safetensors (or pytorch_model.bin)")
+    return folder
+
+
+def read_config(folder: Path) -> dict:
+    config_path = folder / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{folder} has no config.json; a Hugging Face model folder needs one")
+    try:
+        return json.loads(config_path.read_text())
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"{config_path} is not valid JSON ({err}); re-download or rewrite it") from err
+
+
+def read_weights(folder: Path) -> dict[str, torch.Tensor]:
+    """model.safetensors if present, else pytorch_model.bin through torch.load(weights_only=True)."""
+    safetensors_path, pickle_path = folder / "model.safetensors", folder / "pytorch_model.bin"
+    if safetensors_path.is_file():
+        try:
+            return load_file(safetensors_path)
+        except SafetensorError as err:
+            raise CheckpointError(f"{safetensors_path} is not a readable safetensors file ({err}); it may be "
+                                  "truncated or corrupt: download or save it again") from err
+    if pickle_path.is_file():
+        return _read_pickle(pickle_path)
+    if any(folder.glob("*.index.json")):
+        raise CheckpointError(f"{folder} holds a sharded checkpoint (*.index.json); minilm reads a single "
+                              "model.safetensors or pytorch_model.bin: save it unsharded")
+    raise CheckpointError(f"{folder} has no weights: expected model.safetensors or pytorch_model.bin, "
+                          f"found {sorted(p.name for p in folder.iterdir())}")
+
+
+def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path}: torch.load(weights_only=True) refused it: the pickle holds objects other than tensors, "
+            "and unpickling those could run code. Convert a file you trust to model.safetensors") from err
+    except (RuntimeError, EOFError) as err:
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}); it may be truncated") from err
+    if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
+        raise CheckpointError(f"{path} does not hold a flat dict of name -> tensor (a state_dict)")
+    return state

@@ -1,0 +1,128 @@
+"""Compare minilm with Hugging Face transformers on one model folder.
+
+    python -m minilm.parity PATH [--tokens 50] [--tol 1e-5]
+
+Loads PATH (a GPT-2 or BERT folder) into both libraries, feeds both the same inputs, and prints the
+largest absolute difference of every output next to the largest reference value, plus, for GPT-2,
+whether greedy decoding picks the same tokens with and without minilm's KV cache. An output agrees
+when max|Δ| <= tol * max(1, max|ref|): absolute for outputs of order 1, relative for large logits
+(real GPT-2's reach ~100, where float32 rounding alone exceeds 1e-5). Exit status 0 when all agree.
+
+A user tool, not part of the library: it needs transformers (requirements-dev.txt), which minilm
+itself never imports.
+"""
+
+import argparse
+import copy
+import sys
+import warnings
+from pathlib import Path
+
+import torch
+
+from ..model import GPT, Bert, BertForPreTraining
+from .load import from_pretrained, read_config
+
+
+def _import_transformers():
+    try:
+        import transformers
+    except ImportError:
+        sys.exit("python -m minilm.parity compares against Hugging Face transformers, which is not installed: "
+                 "pip install -r requirements-dev.txt (or pip install transformers)")
+    transformers.logging.disable_progress_bar()  # keep the report readable
+    return transformers
+
+
+def _max_diff(ours, reference) -> tuple[float, float]:
+    """max|Δ| and max|reference|: float32 rounding grows with the size of the numbers."""
+    return (ours - reference).abs().max().item(), reference.abs().max().item()
+
+
+def _random_batch(vocab_size: int, length: int):
+    """Two rows of random ids; the second is right-padded after half its length (mask 0)."""
+    ids = torch.randint(0, vocab_size, (2, length), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones_like(ids)
+    mask[1, length // 2:] = 0
+    return ids, mask
+
+
+@torch.no_grad()
+def compare_gpt2(path, n_tokens: int) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
+    transformers = _import_transformers()
+    ours = from_pretrained(path, GPT)
+    theirs = transformers.GPT2LMHeadModel.from_pretrained(path, attn_implementation="eager").eval()
+    ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size))
+    real = mask.bool()
+    diffs = {
+        "logits": _max_diff(ours(ids)[0], theirs(ids).logits),
+        "logits, padded batch (real tokens)": _max_diff(ours(ids, attention_mask=mask)[0][real],
+                                                        theirs(ids, attention_mask=mask).logits[real]),
+    }
+    prompt = ids[:, : max(1, min(8, ours.config.block_size - n_tokens))]
+    greedy = copy.deepcopy(theirs.generation_config)
+    greedy.update(do_sample=False, max_new_tokens=n_tokens, eos_token_id=None, pad_token_id=0)
+    expected = theirs.generate(prompt, attention_mask=torch.ones_like(prompt), generation_config=greedy)
+    matches = {
+        f"{n_tokens} greedy tokens, KV cache": torch.equal(ours.generate(prompt, n_tokens, temperature=0), expected),
+        f"{n_tokens} greedy tokens, no cache": torch.equal(
+            ours.generate(prompt, n_tokens, temperature=0, use_cache=False), expected),
+    }
+    return diffs, matches
+
+
+@torch.no_grad()
+def compare_bert(path, architectures: list[str]) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
+    transformers = _import_transformers()
+    with_heads = "BertForPreTraining" in architectures
+    ours = from_pretrained(path, BertForPreTraining if with_heads else Bert)
+    reference_cls = transformers.BertForPreTraining if with_heads else transformers.BertModel
+    theirs = reference_cls.from_pretrained(path, attn_implementation="eager").eval()
+    ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size))
+    types = torch.zeros_like(ids)
+    types[:, ids.size(1) // 4:] = 1  # a sentence pair: segment B from a quarter of the way in
+    real = mask.bool()
+    backbone = ours.bert if with_heads else ours
+    hidden, pooled = backbone(ids, types, mask)
+    out = (theirs.bert if with_heads else theirs)(input_ids=ids, token_type_ids=types, attention_mask=mask)
+    diffs = {"last hidden state (real tokens)": _max_diff(hidden[real], out.last_hidden_state[real]),
+             "pooled output": _max_diff(pooled, out.pooler_output)}
+    if with_heads:
+        ours_out = ours(ids, types, mask)
+        theirs_out = theirs(input_ids=ids, token_type_ids=types, attention_mask=mask)
+        diffs["MLM logits (real tokens)"] = _max_diff(ours_out.mlm_logits[real], theirs_out.prediction_logits[real])
+        diffs["NSP logits"] = _max_diff(ours_out.nsp_logits, theirs_out.seq_relationship_logits)
+    return diffs, {}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m minilm.parity", description=__doc__.split("\n\n")[0])
+    parser.add_argument("path", help="a Hugging Face model folder: config.json + model.safetensors or .bin")
+    parser.add_argument("--tokens", type=int, default=50, help="greedy tokens to compare (GPT-2)")
+    parser.add_argument("--tol", type=float, default=1e-5, help="largest acceptable max|Δ|")
+    args = parser.parse_args(argv)
+
+    config = read_config(Path(args.path))
+    model_type = config.get("model_type")
+    warnings.filterwarnings("ignore", message=".*freshly initialised.*")
+    if model_type == "gpt2":
+        diffs, matches = compare_gpt2(args.path, args.tokens)
+    elif model_type == "bert":
+        diffs, matches = compare_bert(args.path, config.get("architectures") or [])
+    else:
+        sys.exit(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2 and bert folders")
+
+    print(f"{args.path} ({model_type}), minilm vs transformers, float32 on CPU")
+    agrees = {name: diff <= args.tol * max(1.0, scale) for name, (diff, scale) in diffs.items()}
+    for name, (diff, scale) in diffs.items():
+        verdict = "ok" if agrees[name] else "TOO LARGE"
+        print(f"  max|Δ| {name:36s} {diff:.3e}   (max|ref| {scale:.3g})  {verdict}")
+    for name, same in matches.items():
+        print(f"  {name:43s} {'identical' if same else 'DIFFER'}")
+    passed = all(agrees.values()) and all(matches.values())
+    print(f"{'PASS' if passed else 'FAIL'} (max|Δ| <= {args.tol:g} * max(1, max|ref|))")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
