@@ -86,7 +86,7 @@ def test_causal_mask_with_cached_keys_lets_each_query_see_up_to_its_own_position
     assert torch.equal(allowed[0, 0], expected)
 
 
-def test_padding_mask_shorter_than_the_keys_raises():
+def test_attention_mask_shorter_than_the_keys_raises():
     with pytest.raises(ValueError, match="covers 3 positions but there are 5 keys"):
         build_allowed_mask(1, 5, causal=True, attention_mask=torch.ones(1, 3), device="cpu")
 

@@ -197,3 +197,9 @@ def test_saved_config_names_model_type_and_architecture(tmp_path, cls, architect
     save_pretrained(cls(BertConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=8)), tmp_path)
     saved = json.loads((tmp_path / "config.json").read_text())
     assert (saved["model_type"], saved["architectures"]) == ("bert", [architecture])
+
+
+@pytest.mark.parametrize("cls", [Bert, BertForPreTraining])
+def test_from_pretrained_without_a_class_builds_the_one_config_json_names(tmp_path, cls):
+    save_pretrained(cls(BertConfig(vocab_size=50, block_size=16, n_layer=1, n_head=2, n_embd=8)), tmp_path)
+    assert type(from_pretrained(tmp_path)) is cls

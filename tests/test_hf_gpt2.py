@@ -162,3 +162,8 @@ def test_124m_padded_batch_with_attention_mask_matches_on_real_tokens(gpt2_124m)
     mask[1, 20:] = 0
     real = mask.bool()
     assert max_diff(model(input_ids, attention_mask=mask)[0][real], hf_model(input_ids, attention_mask=mask).logits[real]) <= TOL
+
+
+def test_from_pretrained_without_a_class_builds_a_gpt_from_a_gpt2_folder(tiny):
+    _, folder = tiny
+    assert type(from_pretrained(folder)) is GPT
