@@ -1,5 +1,43 @@
-"""The project's own error types: raised where a user's input enters, caught by the entry points."""
+"""The project's own error types, and how a command reports them.
+
+A `UserError` is a mistake in what the user gave: a flag, a file, a folder. It is raised where the input
+enters, with a message that names the input and the way out, and every command (the scripts, each
+`python -m ...`) catches it in `run_command`, which prints `error: <message>` on stderr and exits with
+status 2, the status argparse uses for a bad command line. Anything else is a bug and keeps its traceback.
+"""
+
+import sys
 
 
-class CheckpointError(ValueError):
+class UserError(Exception):
+    """A mistake in the user's input; the message says what is wrong and how to fix it."""
+
+
+class CheckpointError(UserError, ValueError):
     """A checkpoint folder (minilm's or Hugging Face's) is missing, incomplete, corrupt or does not fit."""
+
+
+class ConfigError(UserError, ValueError):
+    """A flag or config value that cannot work, e.g. --val_fraction 0."""
+
+
+class DataError(UserError, ValueError):
+    """A data file that cannot be read or used as it is."""
+
+
+EXIT_USER_ERROR = 2  # argparse's status for a bad command line
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_TERMINATED = 143  # 128 + SIGTERM, what `docker stop` and cluster schedulers expect
+
+
+def run_command(main, argv=None) -> int:
+    """Run a command's main(argv) and turn its outcome into an exit status: 0, or 2 with `error: ...`
+    for a UserError, or 130 after Ctrl-C. A command's main may return an exit status of its own."""
+    try:
+        result = main(argv)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    return result if isinstance(result, int) and not isinstance(result, bool) else 0

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.atomic import write_bytes_atomic
+from common.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,8 @@ ASSETS: dict[str, Asset] = {
 BASE_MODELS = {"minilm-l6": ("minilm-l6-config", "minilm-l6-weights", "bert-uncased-vocab")}
 
 
-class AssetError(RuntimeError):
-    """An asset could not be fetched or failed its integrity check."""
+class AssetError(UserError, RuntimeError):
+    """An asset could not be fetched or failed its integrity check (the message says what to do)."""
 
 
 def cache_dir() -> Path:

@@ -20,8 +20,10 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.errors import DataError
 
-class FinetuneDataError(ValueError):
+
+class FinetuneDataError(DataError):
     """A fine-tuning file that cannot be used: the message names the problem and the fix."""
 
 

@@ -12,11 +12,12 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 from common.atomic import write_text_atomic
+from common.errors import UserError
 
 CONFIG_NAME = "tokenizer.json"
 
 
-class TokenizerFileError(ValueError):
+class TokenizerFileError(UserError, ValueError):
     """A saved tokenizer is missing, unreadable or inconsistent."""
 
 
