@@ -13,16 +13,22 @@ which calls GPT.forward.
 
 import sys
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
-from data.prepare import prepare_lm_data
+from common.errors import ConfigError, run_command
+from data.prepare import lm_token_files, lm_tokenizer, load_corpus
 from data.tokenizers import TOKENIZER_KINDS
 from minilm import GPT, GPTConfig
+from minilm.training import resume
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
 from minilm.training.lm_task import LanguageModelTask
+from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
+from tokenizer import load_tokenizer
+from tokenizer.bpe import SPECIAL_MODES
 
 
 @dataclass
@@ -31,9 +37,21 @@ class DataConfig:
     tokenizer: str = field(default="char", metadata={"choices": TOKENIZER_KINDS, "help": "how text becomes ids"})
     tokenizer_vocab_size: int = field(default=4096, metadata={"help": "vocabulary size for bpe/wordpiece/sentencepiece"})
     val_fraction: float = field(default=0.1, metadata={"help": "share of the text held out for validation"})
+    special_tokens: str = field(default="raise", metadata={
+        "choices": SPECIAL_MODES, "help": "bpe/gpt2: what <|endoftext|> in the text becomes: raise (an error), allow "
+                                          "(its id: a document boundary) or text (plain characters)"})
     num_samples: int = field(default=2, metadata={"help": "samples printed at the end"})
     sample_tokens: int = field(default=300, metadata={"help": "tokens per sample"})
 
+    def __post_init__(self):
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
+        if self.tokenizer_vocab_size < 1 or self.num_samples < 0 or self.sample_tokens < 0:
+            raise ConfigError("tokenizer_vocab_size must be positive, num_samples and sample_tokens >= 0")
+
+
+# What --resume lets a data flag change: the text (it says so) and what is printed at the end.
+DATA_MAY_CHANGE_ON_RESUME = {"data", "val_fraction", "num_samples", "sample_tokens", "special_tokens"}
 
 # Each preset sets model, training and data fields; any flag overrides them.
 PRESETS = {
@@ -73,10 +91,20 @@ def main(argv=None):
     configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig, "data": DataConfig}, argv,
                          default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
+    saved = resume.saved_run_config(train_cfg.out_dir, "GPT") if train_cfg.resume else None
+    if saved is not None:  # the model and the ids the run was built with (minilm/training/resume.py)
+        model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)
+        data_cfg = resume.resumed_config(data_cfg, saved["data"], configs["given"], DATA_MAY_CHANGE_ON_RESUME)
     dist, device = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):
-        tokenizer, tokens = prepare_lm_data(data_cfg.data, data_cfg.tokenizer, data_cfg.tokenizer_vocab_size,
-                                            data_cfg.val_fraction, model_cfg.block_size)
+        texts = load_corpus(data_cfg.data, data_cfg.val_fraction, model_cfg.block_size)
+        if saved is not None:
+            tokenizer = load_tokenizer(Path(train_cfg.out_dir) / "ckpt" / "tokenizer")
+            resume.note_changed_text(saved, resume.text_fingerprint(texts))
+        else:
+            tokenizer = lm_tokenizer(data_cfg.tokenizer, data_cfg.tokenizer_vocab_size, texts)
+        tokens = lm_token_files(texts, tokenizer, model_cfg.block_size, data_cfg.special_tokens)
     model_cfg.vocab_size = tokenizer.vocab_size
     if dist.is_main:
         print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens, "
@@ -87,7 +115,8 @@ def main(argv=None):
     if dist.is_main:
         print(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model_cfg.n_layer} layers, "
               f"{model_cfg.n_head} heads, {model_cfg.n_embd} wide, context {model_cfg.block_size}")
-    checkpoint_config = {"model_class": "GPT", "model": model_cfg.to_dict(), "data": asdict(data_cfg)}
+    checkpoint_config = {"model_class": "GPT", "model": model_cfg.to_dict(), "data": asdict(data_cfg),
+                         "data_sha256": resume.text_fingerprint(texts)}
     trainer = Trainer(model, LanguageModelTask(tokens, model_cfg.block_size), train_cfg, checkpoint_config,
                       write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
     metrics = trainer.run()
@@ -100,7 +129,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(run_command(main))

@@ -25,6 +25,14 @@ class DataError(UserError, ValueError):
     """A data file that cannot be read or used as it is."""
 
 
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist (or is a folder where a file was expected)."""
+
+
+class Terminated(KeyboardInterrupt):
+    """Raised by the training loop's SIGTERM handler, so a terminated run saves as Ctrl-C does."""
+
+
 EXIT_USER_ERROR = 2  # argparse's status for a bad command line
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for Ctrl-C
 EXIT_TERMINATED = 143  # 128 + SIGTERM, what `docker stop` and cluster schedulers expect
@@ -32,12 +40,14 @@ EXIT_TERMINATED = 143  # 128 + SIGTERM, what `docker stop` and cluster scheduler
 
 def run_command(main, argv=None) -> int:
     """Run a command's main(argv) and turn its outcome into an exit status: 0, or 2 with `error: ...`
-    for a UserError, or 130 after Ctrl-C. A command's main may return an exit status of its own."""
+    for a UserError, 130 after Ctrl-C, 143 after SIGTERM. A main may return an exit status of its own."""
     try:
         result = main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except Terminated:
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return result if isinstance(result, int) and not isinstance(result, bool) else 0

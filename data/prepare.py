@@ -16,9 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from common.atomic import write_bytes_atomic
+from common.errors import DataError, MissingFileError
 from data.assets import cache_dir
 from data.shakespeare import shakespeare_splits
 from data.tokenizers import cached_tokenizer
+from tokenizer import BPETokenizer
 
 META_NAME = "meta.json"
 FORMAT_VERSION = 1  # bump when the layout of the .bin files or meta.json changes
@@ -27,19 +29,21 @@ FORMAT_VERSION = 1  # bump when the layout of the .bin files or meta.json change
 def read_text_file(path, min_chars: int = 1) -> str:
     """Read a UTF-8 training text for ``--data path``, with an error that says how to fix a bad file."""
     path = Path(path)
+    if path.is_dir():
+        raise MissingFileError(f"--data {path} is a folder; pass the path of a UTF-8 text file")
     if not path.is_file():
-        raise FileNotFoundError(f"--data {path}: no such file; pass the path of a UTF-8 text file")
+        raise MissingFileError(f"--data {path}: no such file; pass the path of a UTF-8 text file")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        raise ValueError(f"--data {path}: not UTF-8 text (byte {err.start} is invalid); "
-                         "convert it first, e.g. iconv -f latin1 -t utf-8") from None
+        raise DataError(f"--data {path}: not UTF-8 text (byte {err.start} is invalid); "
+                        "convert it first, e.g. iconv -f latin1 -t utf-8") from None
     if not text.strip():
-        raise ValueError(f"--data {path}: the file is empty; pass a file with training text in it")
+        raise DataError(f"--data {path}: the file is empty; pass a file with training text in it")
     if len(text) < min_chars:
-        raise ValueError(f"--data {path}: only {len(text):,} characters, and training needs at least "
-                         f"{min_chars:,} (enough for a block in both splits); use a longer text or a "
-                         "smaller block size")
+        raise DataError(f"--data {path}: only {len(text):,} characters, and training needs at least "
+                        f"{min_chars:,} (enough for a block in both splits); use a longer text or a "
+                        "smaller block size")
     return text
 
 
@@ -56,11 +60,11 @@ def load_corpus(path: str | None, val_fraction: float, block_size: int) -> dict[
 def split_text(text: str, val_fraction: float = 0.1) -> tuple[str, str]:
     """(train, val): the last ``val_fraction`` of the characters is held out for validation."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
+        raise DataError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
     n_train = int(len(text) * (1.0 - val_fraction))
     if n_train == 0 or n_train == len(text):
-        raise ValueError(f"a text of {len(text)} characters cannot be split with val_fraction="
-                         f"{val_fraction}: one side would be empty; use a longer text")
+        raise DataError(f"a text of {len(text)} characters cannot be split with val_fraction="
+                        f"{val_fraction}: one side would be empty; use a longer text")
     return text[:n_train], text[n_train:]
 
 
@@ -70,18 +74,18 @@ def token_dtype(vocab_size: int) -> np.dtype:
 
 
 def prepare_token_files(splits: dict[str, str], tokenizer, out_dir, tokenizer_fingerprint: str,
-                        ) -> dict[str, np.memmap]:
+                        encode=None) -> dict[str, np.memmap]:
     """Encode each split's text into ``out_dir/<split>.bin``, or reuse the files if nothing changed.
 
     ``tokenizer`` needs ``encode(text) -> list[int]`` and ``vocab_size``; ``tokenizer_fingerprint`` is any
-    string that changes whenever the tokenizer's output could (see ``fingerprint_tokenizer``).
-    Returns split name -> read-only 1-D memmap of the ids.
+    string that changes whenever the tokenizer's output could (see ``fingerprint_tokenizer``); ``encode``,
+    if given, replaces ``tokenizer.encode``. Returns split name -> read-only 1-D memmap of the ids.
     """
     out_dir = Path(out_dir)
     expected = _expected_meta(splits, tokenizer.vocab_size, tokenizer_fingerprint)
     meta = _read_meta(out_dir)
     if meta is None or not _meta_matches(meta, expected) or not _sizes_match(out_dir, meta):
-        meta = _build(splits, tokenizer, out_dir, expected)
+        meta = _build(splits, encode or tokenizer.encode, out_dir, expected)
     dtype = np.dtype(meta["dtype"])
     return {name: np.memmap(out_dir / f"{name}.bin", dtype=dtype, mode="r", shape=(info["num_tokens"],))
             for name, info in meta["splits"].items()}
@@ -129,14 +133,17 @@ def _sizes_match(out_dir: Path, meta: dict) -> bool:
     return True
 
 
-def _build(splits: dict[str, str], tokenizer, out_dir: Path, meta: dict) -> dict:
+def _build(splits: dict[str, str], encode, out_dir: Path, meta: dict) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     # meta.json goes first and comes back last: a crash in between leaves no meta, so nothing is
     # trusted, never an old meta beside a new .bin.
     (out_dir / META_NAME).unlink(missing_ok=True)
     dtype = np.dtype(meta["dtype"])
     for name, text in splits.items():
-        ids = np.asarray(tokenizer.encode(text), dtype=np.int64)  # (N,)
+        try:
+            ids = np.asarray(encode(text), dtype=np.int64)  # (N,)
+        except ValueError as err:  # e.g. a character the vocabulary lacks, a special token
+            raise DataError(f"the {name} split cannot be encoded with this tokenizer: {err}") from None
         if ids.size == 0:
             raise ValueError(f"split {name!r} encodes to no tokens; check the tokenizer and the text")
         if ids.min() < 0 or ids.max() >= meta["vocab_size"]:
@@ -159,17 +166,33 @@ def fingerprint_tokenizer(tokenizer) -> str:
     return digest.hexdigest()
 
 
-def prepare_lm_data(path: str | None, tokenizer_kind: str, vocab_size: int, val_fraction: float, block_size: int):
+def prepare_lm_data(path: str | None, tokenizer_kind: str, vocab_size: int, val_fraction: float, block_size: int,
+                    special_tokens: str = "raise"):
     """train_gpt.py's data: (tokenizer, {split: token array}), made once and reused while the text and
     tokenizer are unchanged. path None: Shakespeare's plays."""
     texts = load_corpus(path, val_fraction, block_size)
+    tokenizer = lm_tokenizer(tokenizer_kind, vocab_size, texts)
+    return tokenizer, lm_token_files(texts, tokenizer, block_size, special_tokens)
+
+
+def lm_tokenizer(kind: str, vocab_size: int, texts: dict[str, str]):
+    """The tokenizer of a language-modelling run, trained (and cached) on its texts or fetched by name."""
     # A character vocabulary must cover the validation text too; a learned one sees only training text.
-    vocab_text = texts["train"] + texts["val"] if tokenizer_kind == "char" else texts["train"]
-    tokenizer = cached_tokenizer(tokenizer_kind, vocab_text, vocab_size)
+    vocab_text = texts["train"] + texts["val"] if kind == "char" else texts["train"]
+    return cached_tokenizer(kind, vocab_text, vocab_size)
+
+
+def lm_token_files(texts: dict[str, str], tokenizer, block_size: int, special_tokens: str = "raise"):
+    """{split: token array} of the texts, cached under <cache>/tokens/. special_tokens: what a special-token
+    string such as <|endoftext|> in the text becomes with a BPE tokenizer (see BPETokenizer.encode)."""
     fingerprint = fingerprint_tokenizer(tokenizer)
-    tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint)
+    encode = tokenizer.encode
+    if isinstance(tokenizer, BPETokenizer):
+        fingerprint = hashlib.sha256(f"{fingerprint}\0special={special_tokens}".encode()).hexdigest()
+        encode = lambda text: tokenizer.encode(text, special=special_tokens)  # noqa: E731
+    tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint, encode)
     for split, ids in tokens.items():
         if len(ids) <= block_size:
-            raise ValueError(f"the {split} split has only {len(ids)} tokens, fewer than block_size + 1 = "
-                             f"{block_size + 1}; use a longer text or a smaller --block_size")
-    return tokenizer, tokens
+            raise DataError(f"the {split} split has only {len(ids)} tokens, fewer than block_size + 1 = "
+                            f"{block_size + 1}; use a longer text or a smaller --block_size")
+    return tokens

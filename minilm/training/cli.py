@@ -11,6 +11,7 @@ exactly the config fields, and `--help` lists them with their defaults for the c
 import argparse
 import dataclasses
 import difflib
+import sys
 import types
 import typing
 
@@ -25,7 +26,8 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], argv=None,
                default_preset: str | None = None, description: str = "", extra_flags: dict | None = None):
-    """Returns {group name: dataclass instance} plus, under "extra", the values of extra_flags.
+    """Returns {group name: dataclass instance} plus, under "extra", the values of extra_flags, under
+    "preset" the preset's name and under "given" the names of the flags given on the command line.
 
     extra_flags: {name: (type, default, help)} for script options that are not config fields.
     """
@@ -63,7 +65,14 @@ def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], arg
             parser.error(f"invalid {group} config: {err}")
     result["extra"] = {name: values[name] for name in (extra_flags or {})}
     result["preset"] = known.config
+    result["given"] = given_flags(argv)
     return result
+
+
+def given_flags(argv=None) -> set[str]:
+    """The names of the flags given on the command line (`--lr 1e-3` and `--lr=1e-3` both give "lr")."""
+    argv = sys.argv[1:] if argv is None else argv
+    return {arg[2:].split("=")[0] for arg in argv if arg.startswith("--")}
 
 
 def _defaults(cls, preset_values: dict) -> dict:

@@ -7,7 +7,10 @@ early stopping, exact resume and Ctrl-C. docs/training.md has the formulas.
 """
 
 import contextlib
+import errno
 import math
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -15,9 +18,12 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from common.errors import CheckpointError, ConfigError, Terminated, UserError
+
 from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .metrics_log import MetricsLog
+from .run_dir import claim_out_dir
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -55,19 +61,27 @@ class TrainConfig:
     compile: bool = _help(False, "torch.compile the model")
     seed: int = 1337
     resume: bool = _help(False, "continue from out_dir/ckpt exactly where it stopped")
+    overwrite: bool = _help(False, "start afresh in an out_dir that holds a run: removes its ckpt/, best/, metrics")
     progress: bool = _help(True, "show a progress bar")
 
     def __post_init__(self):
         for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters", "log_interval"):
             if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_iters", "patience"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.lr <= 0:
-            raise ValueError(f"lr must be positive, got {self.lr}")
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("warmup_iters", "patience", "weight_decay", "grad_clip"):
+            if not getattr(self, name) >= 0:  # also catches nan
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"lr must be a positive number, got {self.lr}")
+        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
+            raise ConfigError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
+        for name in ("beta1", "beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.dtype not in DTYPES:
-            raise ValueError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if self.resume and self.overwrite:
+            raise ConfigError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
 
 
 class Task:
@@ -137,6 +151,28 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+class TrainingDiverged(UserError, FloatingPointError):
+    """The loss, an evaluation or the weights became NaN or infinite; nothing is saved from that state."""
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """While training, SIGTERM (docker stop, a cluster preempting the job) raises Terminated, a kind of
+    KeyboardInterrupt, so the run saves its checkpoint exactly as it does on Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum, frame):
+        raise Terminated("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Trainer:
     def __init__(self, model, task: Task, cfg: TrainConfig, checkpoint_config: dict, write_extra=None):
         """checkpoint_config goes into every checkpoint's config.json (model class and config, ...);
@@ -155,6 +191,11 @@ class Trainer:
         # data generator is seeded alike everywhere; its state is the data position in a checkpoint.
         self.data_generator = torch.Generator().manual_seed(cfg.seed)
         self.out_dir = Path(cfg.out_dir)
+        self.lock = None  # the main process holds out_dir's lock for the life of the run
+        if self.dist.is_main:
+            self.lock, removed = claim_out_dir(self.out_dir, cfg.resume, cfg.overwrite)
+            if removed:
+                print(f"overwrite: removed {', '.join(removed)} from {self.out_dir}")
         self.metrics = MetricsLog(self.out_dir / "metrics.jsonl")
         self.checkpoint_config = {**checkpoint_config, "train": asdict(cfg)}
         self.write_extra = write_extra
@@ -214,10 +255,14 @@ class Trainer:
         if math.isfinite(loss_value) or self.scaler.is_enabled():
             return  # with float16 the scaler sees the overflow and skips the step; it is counted
         self.optimizer.zero_grad(set_to_none=True)
-        raise FloatingPointError(
-            f"loss is {loss_value} at step {self.step + 1}; training stopped before applying it. "
-            "Try a lower --lr, a longer --warmup_iters, --grad_clip 1.0, or --dtype bfloat16/float32."
-        )
+        raise TrainingDiverged(f"loss is {loss_value} at step {self.step + 1}; training stopped before applying "
+                               f"it. {self._way_out()}")
+
+    def _way_out(self) -> str:
+        last = self.out_dir / "ckpt"
+        kept = f"The last good checkpoint, {last}, is kept. " if last.exists() else ""
+        return (kept + "Try a lower --lr, a longer --warmup_iters, --grad_clip 1.0, or --dtype bfloat16/float32; "
+                "continue with --resume, or start afresh with --overwrite.")
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
@@ -229,47 +274,55 @@ class Trainer:
 
     def run(self) -> dict:
         """Train to max_iters (or early stop); returns the last evaluation's metrics."""
-        cfg = self.cfg
-        last_metrics = {}
         # disable=None: a bar on a terminal, none in a log file; only the main process shows one.
-        show = None if cfg.progress and self.dist.is_main else True
-        bar = tqdm(total=cfg.max_iters, initial=self.step, disable=show, dynamic_ncols=True, leave=False)
-        interval_start, interval_steps = time.perf_counter(), 0
-        step_start = (self.data_generator.get_state(), torch.get_rng_state())
+        show = None if self.cfg.progress and self.dist.is_main else True
+        bar = tqdm(total=self.cfg.max_iters, initial=self.step, disable=show, dynamic_ncols=True, leave=False)
+        self.last_metrics = {}
+        self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
         try:
-            while self.step < cfg.max_iters:
-                step_start = (self.data_generator.get_state(), torch.get_rng_state())
-                loss = self.train_step()
-                self.step += 1
-                # The step is complete: a Ctrl-C in the logging or evaluation below keeps it.
-                step_start = (self.data_generator.get_state(), torch.get_rng_state())
-                interval_steps += 1
-                bar.update(1)
-                if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
-                    elapsed = time.perf_counter() - interval_start
-                    self._log_train(loss, elapsed / interval_steps, bar)
-                    interval_start, interval_steps = time.perf_counter(), 0
-                if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
-                    last_metrics = self._evaluate_and_checkpoint(bar)
-                    if cfg.patience and self.evals_without_improvement >= cfg.patience:
-                        bar.write(f"early stop at step {self.step}: no better {cfg.metric} in {cfg.patience} evaluations")
-                        break
-                    interval_start = time.perf_counter()
-        except KeyboardInterrupt:
+            with sigterm_as_interrupt():
+                self._train_to_the_end(bar)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
             # Undo the half-done step: its RNG draws are put back, so the resumed run redraws them.
-            self.data_generator.set_state(step_start[0])
-            torch.set_rng_state(step_start[1])
+            self.data_generator.set_state(self.step_start[0])
+            torch.set_rng_state(self.step_start[1])
             self.optimizer.zero_grad(set_to_none=True)
             if self.dist.is_main:
                 path = self.save(self.out_dir / "ckpt")
-                bar.write(f"interrupted at step {self.step}: saved {path}; continue with --resume")
+                what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+                bar.write(f"{what} at step {self.step}: saved {path}; continue with --resume")
             raise
         finally:
             bar.close()
             if self.dist.is_main and self.metrics.path.exists():
                 self.metrics.plot(self.out_dir / "metrics.png")
+            if self.lock is not None:
+                self.lock.release()
             shutdown_distributed()
-        return last_metrics
+        return self.last_metrics
+
+    def _train_to_the_end(self, bar) -> None:
+        """The loop itself: steps, log lines, evaluations and checkpoints, to max_iters or an early stop."""
+        cfg = self.cfg
+        interval_start, interval_steps = time.perf_counter(), 0
+        while self.step < cfg.max_iters:
+            self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
+            loss = self.train_step()
+            self.step += 1
+            # The step is complete: a Ctrl-C in the logging or evaluation below keeps it.
+            self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
+            interval_steps += 1
+            bar.update(1)
+            if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
+                elapsed = time.perf_counter() - interval_start
+                self._log_train(loss, elapsed / interval_steps, bar)
+                interval_start, interval_steps = time.perf_counter(), 0
+            if self.step % cfg.eval_interval == 0 or self.step == cfg.max_iters:
+                self.last_metrics = self._evaluate_and_checkpoint(bar)
+                if cfg.patience and self.evals_without_improvement >= cfg.patience:
+                    bar.write(f"early stop at step {self.step}: no better {cfg.metric} in {cfg.patience} evaluations")
+                    return
+                interval_start = time.perf_counter()
 
     def _log_train(self, loss: float, seconds_per_step: float, bar) -> None:
         row = {"step": self.step, "loss": loss, "lr": learning_rate(self.step - 1, self.cfg),
@@ -284,8 +337,14 @@ class Trainer:
     def _evaluate_and_checkpoint(self, bar) -> dict:
         metrics = self.evaluate()
         if self.cfg.metric not in metrics:
-            raise ValueError(f"--metric {self.cfg.metric} is not computed by this task; "
-                             f"choose one of {', '.join(metrics)}")
+            raise ConfigError(f"--metric {self.cfg.metric} is not computed by this task; "
+                              f"choose one of {', '.join(metrics)}")
+        diverged = [f"{name} {v}" for name, v in metrics.items() if not math.isfinite(v)]
+        if diverged:  # stop before this state can become ckpt/ or best/
+            if self.dist.is_main:
+                self.metrics.append({"step": self.step, **metrics})
+            raise TrainingDiverged(f"the evaluation at step {self.step} gave {', '.join(diverged)}; nothing was "
+                                   f"saved from this state. {self._way_out()}")
         value = metrics[self.cfg.metric]
         improved = self.best is None or (value < self.best if self.cfg.metric_goal == "min" else value > self.best)
         if improved:
@@ -302,9 +361,21 @@ class Trainer:
         return metrics
 
     def save(self, folder, with_train_state: bool = True) -> Path:
+        """Write a checkpoint folder atomically; never from weights that are NaN or infinite."""
+        bad = next((name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+        if bad is not None:
+            raise TrainingDiverged(f"{bad} holds NaN or infinite values at step {self.step}; {folder} was not "
+                                   f"written. {self._way_out()}")
         state = self._train_state() if with_train_state else None
         config = {**self.checkpoint_config, "step": self.step}
-        return save_checkpoint(folder, self.checkpoint_weights(), config, state, self.write_extra)
+        try:
+            return save_checkpoint(folder, self.checkpoint_weights(), config, state, self.write_extra)
+        except OSError as err:
+            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise CheckpointError(f"no space left on the device while writing {folder} ({err.strerror}); the "
+                                  "previous checkpoint there is intact and no partial folder is left. Free some "
+                                  "space, then continue with --resume") from None
 
     def checkpoint_weights(self) -> torch.nn.Module:
         """The module whose weights a checkpoint stores (finetune.py's trainer stores only the trained part)."""
@@ -337,6 +408,10 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.data_generator.set_state(state["data_generator"])
         self.step, self.best = state["step"], state["best"]
+        if self.cfg.max_iters <= self.step:
+            raise ConfigError(f"--resume: {self.out_dir / 'ckpt'} is at step {self.step} already, so --max_iters "
+                              f"{self.cfg.max_iters} leaves nothing to do; pass a larger --max_iters "
+                              f"(e.g. --max_iters {self.step + max(self.cfg.eval_interval, 1)})")
         self.evals_without_improvement = state["evals_without_improvement"]
         self.skipped_steps = state["skipped_steps"]
         if self.dist.is_main:
