@@ -16,11 +16,12 @@ docs/finetuning.md explains the choices and gives the results.
 
 import math
 import sys
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
 
+from common.errors import ConfigError, run_command
 from data.assets import ASSETS, BASE_MODELS, base_model_folder, cache_dir, fetch
 from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
                                 read_tagging_file, subsample)
@@ -36,6 +37,7 @@ from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, pr
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
 from minilm.training.lm_task import LanguageModelTask
+from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import TrainConfig, seed_everything
 
 TASKS = ("lm", "classify", "tag")
@@ -69,9 +71,11 @@ class FinetuneConfig:
 
     def __post_init__(self):
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
+            raise ConfigError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
         if self.max_length <= 0 or self.max_examples < 0:
-            raise ValueError("max_length must be positive and max_examples >= 0")
+            raise ConfigError("max_length must be positive and max_examples >= 0")
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
 
 
 # Each recipe sets data, training and method fields; any flag overrides them. Timings: docs/finetuning.md.
@@ -196,24 +200,17 @@ def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
 
 # ------------------------------------------------------------------------------------------ training
 
-def flags_given(argv: list[str]) -> set[str]:
-    return {arg.split("=")[0].lstrip("-") for arg in argv if arg.startswith("--")}
-
-
-def resolve_defaults(configs: dict, given: set[str]) -> None:
-    """Defaults that depend on other choices, applied unless the flag was given: the learning rate
-    per method (and recipe), AdaLoRA's schedule per max_iters."""
-    data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
-    if "lr" not in given:
-        table = {**(LM_METHOD_LR if data_cfg.task == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(configs["preset"], {})}
-        train_cfg.lr = table[peft_cfg.method]
-    schedule = {"adalora_tinit": train_cfg.max_iters // 10, "adalora_tfinal": train_cfg.max_iters * 4 // 5}
-    schedule = {name: value for name, value in schedule.items() if name not in given}
-    if schedule:
-        tinit = schedule.get("adalora_tinit", peft_cfg.adalora_tinit)
-        if "adalora_tfinal" in schedule:
-            schedule["adalora_tfinal"] = max(schedule["adalora_tfinal"], tinit + 1)
-        configs["peft"] = replace(peft_cfg, **schedule)
+def derived_defaults(values: dict, recipe: str | None, given: set[str]) -> dict:
+    """The defaults that depend on other choices (a flag given on the command line still wins): the
+    learning rate per method (and recipe), AdaLoRA's schedule per max_iters and, without a recipe, the
+    metric that picks the best checkpoint per task. --help shows them."""
+    table = {**(LM_METHOD_LR if values["task"] == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(recipe, {})}
+    tinit = values["adalora_tinit"] if "adalora_tinit" in given else values["max_iters"] // 10
+    derived = {"lr": table[values["method"]], "adalora_tinit": tinit,
+               "adalora_tfinal": max(values["max_iters"] * 4 // 5, tinit + 1)}
+    if recipe is None:  # a recipe names its metric; a tagging set's BIO tags switch val_acc to val_f1 later
+        derived["metric"], derived["metric_goal"] = ("val_loss", "min") if values["task"] == "lm" else ("val_acc", "max")
+    return derived
 
 
 def set_attention(backbone, attn_impl: str) -> None:
@@ -224,11 +221,21 @@ def set_attention(backbone, attn_impl: str) -> None:
             module.attn_impl = attn_impl
 
 
-def open_base(spec: str):
+def open_base(spec: str, out_dir: str):
     """The base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
-    if spec in BASE_MODELS:
-        return load_base(base_model_folder(spec), alias=spec, gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
-    return load_base(base_folder(spec), gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+    folder = base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
+    refuse_out_dir_around(Path(out_dir), folder, spec)
+    return load_base(folder, alias=spec if spec in BASE_MODELS else None,
+                     gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+
+
+def refuse_out_dir_around(out_dir: Path, base: Path, spec: str) -> None:
+    """A fine-tune writes best/ and ckpt/ into out_dir: an out_dir that is, holds or lies inside the base
+    would overwrite the very model it fine-tunes."""
+    out_dir, base = out_dir.resolve(), base.resolve()
+    if out_dir == base or base.is_relative_to(out_dir) or out_dir.is_relative_to(base):
+        raise ConfigError(f"--out_dir {out_dir} would overwrite the base model it fine-tunes (--base {spec}, "
+                          f"{base}); choose an --out_dir outside the base, e.g. out/finetune-{base.parent.name}")
 
 
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
@@ -238,21 +245,20 @@ def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
 
 
 def train(argv=None):
-    argv = list(sys.argv[1:] if argv is None else argv)
-    argv = ["--config" if arg == "--recipe" else arg for arg in argv]  # --recipe is the name users see
     configs = parse_args(RECIPES, {"data": FinetuneConfig, "train": TrainConfig, "peft": PeftConfig}, argv,
-                         description=__doc__.split("\n")[0])
-    given = flags_given(argv)
-    resolve_defaults(configs, given)
+                         description=__doc__.split("\n")[0], preset_flag="recipe",
+                         derived_defaults=derived_defaults, prog="finetune.py")
+    given = configs["given"]
     data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
     print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
 
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before loading anything
     seed_everything(train_cfg.seed)
-    base = open_base(data_cfg.base)
+    base = open_base(data_cfg.base, train_cfg.out_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
-        raise ValueError(f"--task lm continues a GPT; --base {data_cfg.base} is a BERT")
+        raise ConfigError(f"--task lm continues a GPT; --base {data_cfg.base} is a BERT")
     record = backbone_record(base.backbone)  # before a head changes the backbone
     if data_cfg.task == "lm":
         block_size = min(data_cfg.max_length, base.backbone.config.block_size)
@@ -262,7 +268,7 @@ def train(argv=None):
     model = build_model(data_cfg, base.backbone, len(labels) if labels else None)
     # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
     task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
-    if "metric" not in given and configs["preset"] is None:  # the task's own: val_acc, val_f1 or val_loss
+    if "metric" not in given and configs["preset"] is None:  # BIO tags: entity F1 rather than token accuracy
         train_cfg.metric, train_cfg.metric_goal = task.default_metric
     print(f"best checkpoint by {train_cfg.metric} ({train_cfg.metric_goal})")
     print(f"parameters: {parameter_report(model)}")
@@ -341,15 +347,23 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
     return results
 
 
+@dataclass
+class PredictConfig:
+    ckpt: str = field(metadata={"help": "a finetune.py out_dir, or its best/ or merged/ folder"})
+    texts: list[str] = field(default_factory=list, metadata={
+        "nargs": "+", "help": "texts to classify, tag (words split on spaces) or continue"})
+    max_new_tokens: int = field(default=200, metadata={"help": "lm: tokens to generate"})
+
+    def __post_init__(self):
+        if self.max_new_tokens < 0:
+            raise ConfigError(f"--max_new_tokens must be >= 0, got {self.max_new_tokens}")
+
+
 def predict_main(argv: list[str]):
-    import argparse
-    parser = argparse.ArgumentParser(prog="finetune.py predict", description="Run a fine-tuned checkpoint.")
-    parser.add_argument("--ckpt", required=True, help="a finetune.py out_dir, or its best/ or merged/ folder")
-    parser.add_argument("--max_new_tokens", type=int, default=200, help="lm: tokens to generate")
-    parser.add_argument("texts", nargs="+", help="texts to classify, tag (words split on spaces) or continue")
-    args = parser.parse_args(argv)
-    results = predict(args.ckpt, args.texts, args.max_new_tokens)
-    for text, result in zip(args.texts, results):
+    cfg = parse_args({}, {"predict": PredictConfig}, argv, description="Run a fine-tuned checkpoint.",
+                     prog="finetune.py predict")["predict"]
+    results = predict(cfg.ckpt, cfg.texts, cfg.max_new_tokens)
+    for text, result in zip(cfg.texts, results):
         if isinstance(result, tuple):
             print(f"{result[0]}\t{result[1]:.3f}\t{text}")
         elif isinstance(result, list):
@@ -363,14 +377,8 @@ def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
-    try:
-        return train(argv)
-    except (FinetuneDataError, FileNotFoundError) as err:
-        sys.exit(f"error: {err}")
+    return train(argv)
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(run_command(main))

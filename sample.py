@@ -10,16 +10,18 @@ Reading path: load_gpt rebuilds the GPT from the folder's config.json and loads 
 feeding only the newest token through the model thanks to the KV cache.
 """
 
-import argparse
+import math
 import sys
+from dataclasses import dataclass, field
 
 import torch
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, ConfigError, run_command
 from minilm import GPT, GPTConfig
 from minilm.training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint
+from minilm.training.cli import parse_args
 from minilm.training.distributed import resolve_device
-from tokenizer import TokenizerFileError, load_tokenizer
+from tokenizer import load_tokenizer
 
 
 def load_gpt(folder, device: str = "cpu"):
@@ -48,9 +50,12 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
                      temperature: float = 0.8, top_k: int | None = 200, top_p: float | None = None,
                      seed: int | None = None) -> list[str]:
     """num_samples continuations of prompt, drawn in one batch; each text starts with the prompt."""
-    ids = tokenizer.encode(prompt)
+    try:
+        ids = tokenizer.encode(prompt)
+    except ValueError as err:  # e.g. a character the vocabulary lacks
+        raise ConfigError(f"--prompt: {err}") from None
     if not ids:
-        raise ValueError("--prompt encodes to no tokens; give it at least one character")
+        raise ConfigError("--prompt encodes to no tokens; give it at least one character")
     device = next(model.parameters()).device
     prompts = torch.tensor([ids] * num_samples, device=device)  # (num_samples, T)
     generator = torch.Generator(device=device)
@@ -63,40 +68,41 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
     return [tokenizer.decode(row.tolist()) for row in out]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], allow_abbrev=False)
-    parser.add_argument("--ckpt", required=True, help="a train_gpt.py checkpoint folder, e.g. out/gpt-small/best")
-    parser.add_argument("--prompt", default="\n", help="text the samples start from (default a newline)")
-    parser.add_argument("--num_samples", type=int, default=3, help="how many samples (default 3)")
-    parser.add_argument("--max_new_tokens", type=int, default=500, help="tokens added to the prompt (default 500)")
-    parser.add_argument("--temperature", type=float, default=0.8, help="0 is greedy; below 1 sharpens (default 0.8)")
-    parser.add_argument("--top_k", type=int, default=200, help="sample among the k likeliest tokens (default 200)")
-    parser.add_argument("--top_p", type=float, default=None, help="nucleus sampling, e.g. 0.95 (default off)")
-    parser.add_argument("--seed", type=int, default=None, help="fixes the samples (default: new ones each run)")
-    parser.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    return parser
+@dataclass
+class SampleConfig:
+    ckpt: str = field(metadata={"help": "a train_gpt.py checkpoint folder, e.g. out/gpt-small/best"})
+    prompt: str = field(default="\n", metadata={"help": "text the samples start from (a newline by default)"})
+    num_samples: int = field(default=3, metadata={"help": "how many samples"})
+    max_new_tokens: int = field(default=500, metadata={"help": "tokens added to the prompt"})
+    temperature: float = field(default=0.8, metadata={"help": "0 is greedy; below 1 sharpens, above 1 flattens"})
+    top_k: int | None = field(default=200, metadata={"help": "sample among the k likeliest tokens (none: all)"})
+    top_p: float | None = field(default=None, metadata={"help": "nucleus sampling, e.g. 0.95 (none: off)"})
+    seed: int | None = field(default=None, metadata={"help": "fixes the samples (none: new ones each run)"})
+    device: str = field(default="auto", metadata={"help": "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps"})
+
+    def __post_init__(self):
+        if self.num_samples < 1:
+            raise ConfigError(f"--num_samples must be at least 1, got {self.num_samples}")
+        if self.max_new_tokens < 0:
+            raise ConfigError(f"--max_new_tokens must be >= 0, got {self.max_new_tokens}")
+        if not 0 <= self.temperature < math.inf:  # also refuses nan
+            raise ConfigError(f"--temperature must be a number >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k is not None and self.top_k < 1:
+            raise ConfigError(f"--top_k must be at least 1 (or none), got {self.top_k}")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ConfigError(f"--top_p must be in (0, 1] (or none), got {self.top_p}")
 
 
 def main(argv=None) -> list[str]:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.num_samples < 1:
-        parser.error(f"--num_samples must be at least 1, got {args.num_samples}")
-    if args.max_new_tokens < 0:
-        parser.error(f"--max_new_tokens must be >= 0, got {args.max_new_tokens}")
-    try:
-        model, tokenizer = load_gpt(args.ckpt, resolve_device(args.device))
-        samples = generate_samples(model, tokenizer, args.prompt, args.num_samples, args.max_new_tokens,
-                                   args.temperature, args.top_k, args.top_p, args.seed)
-    except (CheckpointError, TokenizerFileError, ValueError) as err:
-        parser.error(str(err))  # exits with status 2, the message on stderr
+    cfg = parse_args({}, {"sample": SampleConfig}, argv, description=__doc__.split("\n")[0],
+                     prog="sample.py")["sample"]
+    model, tokenizer = load_gpt(cfg.ckpt, resolve_device(cfg.device))
+    samples = generate_samples(model, tokenizer, cfg.prompt, cfg.num_samples, cfg.max_new_tokens,
+                               cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed)
     for i, text in enumerate(samples, 1):
         print(f"--- sample {i} ---\n{text}\n")
     return samples
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(run_command(main))

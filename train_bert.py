@@ -20,13 +20,19 @@ from pathlib import Path
 
 import torch
 
-from data.bert_corpus import DataConfig, prepare_data, tokenizer_name
+from common.errors import CheckpointError, ConfigError, run_command
+from data.bert_corpus import DataConfig, init_folder, prepare_data, tokenizer_name
 from minilm import BertConfig, BertForPreTraining, from_pretrained
+from minilm.hf import read_config
+from minilm.training import resume
 from minilm.training.bert_task import PretrainingTask
+from minilm.training.checkpoint import load_checkpoint, load_model_weights
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
 from minilm.training.metrics_log import MetricsLog
+from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
+from tokenizer import load_tokenizer
 
 
 # init_std 0.1, not BERT's 0.02 (sized for 768 wide) nor 0.05: at 0.05 the [CLS] state hardly depends on the
@@ -64,6 +70,10 @@ PRESETS = {
     },
 }
 
+# What --resume lets a data flag change: the text (it says so), the pairs' lengths, masking and phases.
+DATA_MAY_CHANGE_ON_RESUME = {"data", "val_fraction", "max_seq_len", "short_seq_prob", "mlm_prob", "nsp_weight",
+                             "init_from", "phase1_iters", "phase1_seq_len", "phase1_batch_size"}
+
 DEMO_SENTENCES = [
     "To be, or not to be: that is the [MASK].",
     "O Romeo, Romeo! wherefore art thou [MASK]?",
@@ -73,24 +83,41 @@ DEMO_SENTENCES = [
 ]
 
 
-def build_model(model_cfg: BertConfig, data_cfg: DataConfig, tokenizer) -> BertForPreTraining:
-    if data_cfg.init_from is None:
+def build_model(model_cfg: BertConfig, data_cfg: DataConfig, tokenizer, resuming: bool) -> BertForPreTraining:
+    """A fresh BertForPreTraining, or (--init_from, not when resuming) one loaded from a folder."""
+    if data_cfg.init_from is None or resuming:  # a resumed run gets its weights from its checkpoint
         model_cfg.vocab_size = tokenizer.vocab_size
         model = BertForPreTraining(model_cfg)
     else:
-        with warnings.catch_warnings(record=True) as caught:  # e.g. "no weights for mlm_head, nsp_head"
-            warnings.simplefilter("always")
-            model = from_pretrained(data_cfg.init_from, BertForPreTraining).train()
-        print(f"init: loaded {data_cfg.init_from} (its config replaces the model flags)")
-        for warning in caught:
-            print(f"init: {warning.message}")
+        model = load_init(init_folder(data_cfg.init_from))
         if model.config.vocab_size != tokenizer.vocab_size:
-            raise ValueError(f"--init_from has a {model.config.vocab_size}-piece vocabulary but the tokenizer has "
-                             f"{tokenizer.vocab_size}; add --tokenizer bert-base-uncased (or put the model's "
-                             "vocab.txt in its folder)")
+            raise ConfigError(f"--init_from has a {model.config.vocab_size}-piece vocabulary but the tokenizer has "
+                              f"{tokenizer.vocab_size}; add --tokenizer bert-base-uncased (or put the model's "
+                              "vocab.txt in its folder)")
     if data_cfg.max_seq_len > model.config.block_size:
-        raise ValueError(f"--max_seq_len {data_cfg.max_seq_len} exceeds the model's block_size "
-                         f"{model.config.block_size}; lower --max_seq_len or raise --block_size")
+        raise ConfigError(f"--max_seq_len {data_cfg.max_seq_len} exceeds the model's block_size "
+                          f"{model.config.block_size}; lower --max_seq_len or raise --block_size")
+    return model
+
+
+def load_init(folder: Path) -> BertForPreTraining:
+    """--init_from: a train_bert.py checkpoint (config.json names its model_class) or a Hugging Face BERT folder."""
+    config = read_config(folder)
+    if "model_class" in config:
+        if config["model_class"] != "BertForPreTraining" or "task" in config:
+            raise CheckpointError(f"--init_from {folder} is a {config['model_class']} checkpoint; it accepts a "
+                                  "train_bert.py checkpoint or a Hugging Face BERT folder")
+        state_dict, _, _ = load_checkpoint(folder, with_train_state=False)
+        model = BertForPreTraining(BertConfig.from_dict(config["model"]))
+        load_model_weights(model, state_dict)
+        print(f"init: loaded the train_bert.py checkpoint {folder} (its config replaces the model flags)")
+        return model.train()
+    with warnings.catch_warnings(record=True) as caught:  # e.g. "no weights for mlm_head, nsp_head"
+        warnings.simplefilter("always")
+        model = from_pretrained(folder, BertForPreTraining).train()
+    print(f"init: loaded {folder} (its config replaces the model flags)")
+    for warning in caught:
+        print(f"init: {warning.message}")
     return model
 
 
@@ -140,16 +167,25 @@ def main(argv=None):
     configs = parse_args(PRESETS, {"model": BertConfig, "train": TrainConfig, "data": DataConfig}, argv,
                          default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
+    saved, tokenizer = None, None
+    if train_cfg.resume:  # the model and the ids the run was built with (minilm/training/resume.py)
+        saved = resume.saved_run_config(train_cfg.out_dir, "BertForPreTraining")
+        model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)
+        data_cfg = resume.resumed_config(data_cfg, saved["data"], configs["given"], DATA_MAY_CHANGE_ON_RESUME)
+        tokenizer = load_tokenizer(Path(train_cfg.out_dir) / "ckpt" / "tokenizer")
     dist, _ = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):  # rank 0 trains the tokenizer and tokenizes first
-        tokenizer, samplers, most_frequent_id = prepare_data(data_cfg)
+        tokenizer, samplers, most_frequent_id, corpus_sha256 = prepare_data(data_cfg, tokenizer)
+    if saved is not None:
+        resume.note_changed_text(saved, corpus_sha256)
     if dist.is_main:
         sizes = {s: (samplers[s].docs.num_documents, len(samplers[s].docs.tokens)) for s in ("train", "val")}
         print("data: " + ", ".join(f"{s} {d} documents / {n:,} tokens" for s, (d, n) in sizes.items())
               + f"; {tokenizer_name(data_cfg)} with {tokenizer.vocab_size:,} pieces")
 
     seed_everything(train_cfg.seed)
-    model = build_model(model_cfg, data_cfg, tokenizer)
+    model = build_model(model_cfg, data_cfg, tokenizer, resuming=saved is not None)
     config = model.config
     if dist.is_main:
         print(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {config.n_layer} layers, "
@@ -159,7 +195,8 @@ def main(argv=None):
                   f"{data_cfg.phase1_batch_size} a step")
     task = PretrainingTask(samplers, tokenizer, data_cfg.mlm_prob, data_cfg.nsp_weight, data_cfg.phase1_iters,
                            data_cfg.phase1_batch_size, train_cfg.batch_size)
-    checkpoint_config = {"model_class": "BertForPreTraining", "model": config.to_dict(), "data": asdict(data_cfg)}
+    checkpoint_config = {"model_class": "BertForPreTraining", "model": config.to_dict(), "data": asdict(data_cfg),
+                         "data_sha256": corpus_sha256}
     trainer = Trainer(model, task, train_cfg, checkpoint_config,
                       write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
     metrics = trainer.run()
@@ -178,7 +215,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except KeyboardInterrupt:
-        sys.exit(130)
+    sys.exit(run_command(main))

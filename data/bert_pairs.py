@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from common.atomic import write_file_atomic
+from common.errors import DataError
 
 
 NOT_NEXT, IS_NEXT = 1, 0  # NSP labels, as in BertForPreTraining: 0 means B really follows A
@@ -95,7 +96,7 @@ def split_documents_by_tail(documents: list[str], val_fraction: float) -> tuple[
     """Hold out the last ``val_fraction`` of every document's lines (cut at the next blank line, so a
     speech stays whole). Validation then has as many documents as training, and NSP negatives exist."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
+        raise DataError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
     train, val = [], []
     for text in documents:
         lines = text.splitlines()
@@ -111,12 +112,12 @@ def split_documents_evenly(documents: list[str], val_fraction: float) -> tuple[l
     """Hold out whole documents, ``round(n * val_fraction)`` of them (at least 2, for NSP negatives),
     spread evenly through the file."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
+        raise DataError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
     n_val = max(2, round(len(documents) * val_fraction))
     if len(documents) - n_val < 2:
-        raise ValueError(f"{len(documents)} document(s) cannot give 2 for training and {n_val} for validation: "
-                         "next-sentence prediction draws its negatives from other documents. Separate "
-                         "documents with blank lines, and give at least 4")
+        raise DataError(f"{len(documents)} document(s) cannot give 2 for training and {n_val} for validation: "
+                        "next-sentence prediction draws its negatives from other documents. Separate "
+                        "documents with blank lines, and give at least 4")
     val_positions = {int((i + 0.5) * len(documents) / n_val) for i in range(n_val)}
     train = [d for i, d in enumerate(documents) if i not in val_positions]
     val = [d for i, d in enumerate(documents) if i in val_positions]
@@ -138,14 +139,14 @@ class PairSampler:
     def __init__(self, docs: TokenizedDocuments, max_seq_len: int, cls_id: int, sep_id: int, pad_id: int,
                  short_seq_prob: float = 0.1, split: str = "corpus"):
         if max_seq_len < 5:
-            raise ValueError(f"max_seq_len={max_seq_len} is too short: [CLS] A [SEP] B [SEP] needs at least 5")
+            raise DataError(f"max_seq_len={max_seq_len} is too short: [CLS] A [SEP] B [SEP] needs at least 5")
         if docs.num_documents < 2:
-            raise ValueError(f"the {split} split has {docs.num_documents} document(s) with text; next-sentence "
-                             "prediction needs at least 2, because a random B comes from another document. "
-                             "Separate documents with blank lines in --data")
+            raise DataError(f"the {split} split has {docs.num_documents} document(s) with text; next-sentence "
+                            "prediction needs at least 2, because a random B comes from another document. "
+                            "Separate documents with blank lines in --data")
         if len(docs.tokens) < max_seq_len:
-            raise ValueError(f"the {split} split has only {len(docs.tokens)} tokens, less than one sequence of "
-                             f"max_seq_len={max_seq_len}; use a longer text or a smaller --max_seq_len")
+            raise DataError(f"the {split} split has only {len(docs.tokens)} tokens, less than one sequence of "
+                            f"max_seq_len={max_seq_len}; use a longer text or a smaller --max_seq_len")
         self.docs, self.max_seq_len, self.short_seq_prob = docs, max_seq_len, short_seq_prob
         self.cls_id, self.sep_id, self.pad_id = cls_id, sep_id, pad_id
         starts, doc_lines = docs.line_starts, docs.doc_lines
@@ -155,7 +156,7 @@ class PairSampler:
         # A needs one token and B one more from the same document.
         self.first_lines = np.flatnonzero(self.line_doc_end - starts[:n_lines] >= 2)  # (L',)
         if len(self.first_lines) == 0:
-            raise ValueError(f"no document of the {split} split has two tokens; use a longer text")
+            raise DataError(f"no document of the {split} split has two tokens; use a longer text")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Unmasked pairs: input_ids, token_type_ids, attention_mask (B, T) and nsp_labels (B,)."""

@@ -94,7 +94,7 @@ def prepare_token_files(splits: dict[str, str], tokenizer, out_dir, tokenizer_fi
 def _expected_meta(splits: dict[str, str], vocab_size: int, fingerprint: str) -> dict:
     for name, text in splits.items():
         if not text:
-            raise ValueError(f"split {name!r} is empty; every split needs some text")
+            raise DataError(f"split {name!r} is empty; every split needs some text")
     return {
         "format_version": FORMAT_VERSION,
         "tokenizer_fingerprint": fingerprint,
@@ -145,7 +145,7 @@ def _build(splits: dict[str, str], encode, out_dir: Path, meta: dict) -> dict:
         except ValueError as err:  # e.g. a character the vocabulary lacks, a special token
             raise DataError(f"the {name} split cannot be encoded with this tokenizer: {err}") from None
         if ids.size == 0:
-            raise ValueError(f"split {name!r} encodes to no tokens; check the tokenizer and the text")
+            raise DataError(f"split {name!r} encodes to no tokens; check the tokenizer and the text")
         if ids.min() < 0 or ids.max() >= meta["vocab_size"]:
             raise ValueError(f"split {name!r}: the tokenizer produced id {int(ids.max())} (or a negative "
                              f"one), outside range(0, vocab_size={meta['vocab_size']}); its vocab_size is wrong")

@@ -25,6 +25,7 @@ import re
 from pathlib import Path
 
 from common.atomic import write_text_atomic
+from common.errors import DataError
 from data.assets import cache_dir, fetch
 
 _SPEAKER = re.compile(r"\*\*(?P<name>[^*]+)\*\*\s*")  # **HAMLET** (trailing spaces optional)
@@ -119,12 +120,12 @@ def split_play_names(names: list[str], val_fraction: float = 0.1) -> tuple[list[
     """Hold out whole plays for validation: ``round(len(names) * val_fraction)`` of them (at least
     one), spread evenly through the sorted names. Returns (train_names, val_names), both sorted."""
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
+        raise DataError(f"val_fraction={val_fraction}: must be strictly between 0 and 1, e.g. 0.1")
     names = sorted(names)
     n_val = max(1, round(len(names) * val_fraction))
     if n_val >= len(names):
-        raise ValueError(f"val_fraction={val_fraction} leaves no training play out of {len(names)}; "
-                         "use a smaller val_fraction")
+        raise DataError(f"val_fraction={val_fraction} leaves no training play out of {len(names)}; "
+                        "use a smaller val_fraction")
     # The middle of each of n_val equal stretches, e.g. 38 plays, 4 held out: positions 4, 14, 23, 33.
     val_positions = {int((i + 0.5) * len(names) / n_val) for i in range(n_val)}
     val = [name for i, name in enumerate(names) if i in val_positions]

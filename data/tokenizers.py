@@ -7,6 +7,7 @@ tokenizer/ builds and trains tokenizers but fetches nothing; this is where names
 import hashlib
 
 from common.atomic import replace_folder_atomic
+from common.errors import ConfigError
 from data.assets import cache_dir, fetch
 from tokenizer import BPETokenizer, WordPieceTokenizer, build_tokenizer, load_tokenizer
 from tokenizer.factory import TRAINABLE_KINDS
@@ -22,7 +23,7 @@ TOKENIZER_KINDS = ("char", "bpe", "gpt2", "wordpiece", "bert-base-uncased", "sen
 def named_tokenizer(kind: str):
     """The real GPT-2 ("gpt2") or BERT uncased ("bert-base-uncased") tokenizer."""
     if kind not in NAMED_VOCABULARIES:
-        raise ValueError(f"{kind!r} is not a named vocabulary; choose one of {', '.join(NAMED_VOCABULARIES)}")
+        raise ConfigError(f"{kind!r} is not a named vocabulary; choose one of {', '.join(NAMED_VOCABULARIES)}")
     return NAMED_VOCABULARIES[kind]()
 
 
@@ -34,7 +35,7 @@ def cached_tokenizer(kind: str, text: str, vocab_size: int | None = None):
     if kind in NAMED_VOCABULARIES:
         return named_tokenizer(kind)
     if kind not in TRAINABLE_KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TOKENIZER_KINDS)}")
     key = hashlib.sha256(f"{kind}\0{vocab_size}\0".encode() + text.encode("utf-8")).hexdigest()[:16]
     folder = cache_dir() / "tokenizers" / f"{kind}-{vocab_size}-{key}"
     if (folder / "tokenizer.json").exists():

@@ -2,7 +2,8 @@
 
 import sys
 
+from common.errors import run_command
 from minilm.hf.parity import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

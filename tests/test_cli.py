@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 
+from common.errors import run_command
 from minilm import GPTConfig
 from minilm.training.cli import parse_args
 from minilm.training.trainer import TrainConfig
@@ -17,10 +18,9 @@ def parse(*argv):
 
 
 def parse_error(capsys, *argv):
-    """The exit code and stderr of a command line that parse_args rejects."""
-    with pytest.raises(SystemExit) as exit_info:
-        parse(*argv)
-    return exit_info.value.code, capsys.readouterr().err
+    """The exit status and stderr of a command whose command line parse_args rejects."""
+    code = run_command(lambda argv: parse(*argv), list(argv))
+    return code, capsys.readouterr().err
 
 
 def test_unknown_flag_exits_2_naming_it_with_close_matches_and_valid_flags(capsys):

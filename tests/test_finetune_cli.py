@@ -4,12 +4,13 @@ import pytest
 import torch
 
 import finetune
+from common.errors import MissingFileError
 from finetune_fixtures import save_gpt_base
 
 
 def test_shakespeare_recipe_without_a_base_says_how_to_make_one(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no out/gpt-small here
-    with pytest.raises(SystemExit, match=r"python train_gpt.py --config small"):
+    with pytest.raises(MissingFileError, match=r"python train_gpt.py --config small"):
         finetune.main(["--recipe", "shakespeare-lm", "--device", "cpu"])
 
 

@@ -5,6 +5,7 @@ import sys
 import pytest
 import torch
 
+from common.errors import UserError
 from data.assets import fetch
 from minilm import GPT, GPTConfig, save_pretrained
 from minilm.hf.parity import main
@@ -49,5 +50,5 @@ def test_parity_fails_when_minilm_computes_something_else(tiny_gpt2_folder, monk
 def test_parity_without_transformers_exits_with_install_hint(tmp_path, monkeypatch):
     save_pretrained(GPT(GPTConfig(vocab_size=20, block_size=8, n_layer=1, n_head=1, n_embd=4)), tmp_path)
     monkeypatch.setitem(sys.modules, "transformers", None)  # makes `import transformers` fail
-    with pytest.raises(SystemExit, match="transformers, which is not installed: pip install"):
+    with pytest.raises(UserError, match="transformers, which is not installed: pip install"):
         main([str(tmp_path)])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import sample
+from common.errors import run_command
 from minilm import GPT, GPTConfig
 from minilm.training.checkpoint import save_checkpoint
 from tokenizer import CharTokenizer
@@ -75,10 +76,11 @@ def test_top_k_and_top_p_flags_reach_the_sampler(checkpoint):
 
 
 def exit_message(capsys, folder, *flags):
-    with pytest.raises(SystemExit) as exit_info:
-        run(folder, *flags)
-    assert exit_info.value.code == 2
-    return capsys.readouterr().err
+    """What sample.py prints on stderr for a mistake; it must exit with status 2 and no traceback."""
+    status = run_command(sample.main, ["--ckpt", str(folder), "--device", "cpu", *flags])
+    err = capsys.readouterr().err
+    assert status == 2 and "Traceback" not in err
+    return err
 
 
 def test_folder_of_another_model_class_is_a_clear_error(checkpoint, capsys):

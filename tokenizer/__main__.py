@@ -12,6 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from common.errors import ConfigError, MissingFileError, run_command
 from data.tokenizers import NAMED_VOCABULARIES, named_tokenizer
 
 from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
@@ -34,24 +35,39 @@ def command_encode(args) -> None:
     elif args.tokenizer in NAMED_VOCABULARIES:
         tok = named_tokenizer(args.tokenizer)
     else:
-        sys.exit(f"--tokenizer {args.tokenizer!r}: give gpt2, bert-base-uncased or the folder of a saved tokenizer "
-                 f"(train one with: python -m tokenizer train --kind KIND --vocab_size N corpus.txt out/)")
-    ids = tok.encode(args.text)
+        raise ConfigError(f"--tokenizer {args.tokenizer!r}: give gpt2, bert-base-uncased or the folder of a saved "
+                          "tokenizer (train one with: python -m tokenizer train --kind KIND --vocab_size N corpus.txt "
+                          "out/)")
+    try:
+        ids = tok.encode(args.text)
+    except ValueError as err:  # e.g. a character a char vocabulary lacks
+        raise ConfigError(f"the text cannot be encoded: {err}") from None
     print("ids:   ", ids)
     print("pieces:", pieces_of(tok, ids))
 
 
 def command_train(args) -> None:
-    text = Path(args.corpus).read_text(encoding="utf-8")
+    corpus = Path(args.corpus)
+    if not corpus.is_file():
+        raise MissingFileError(f"{corpus}: no such file; pass a UTF-8 text file to train on")
+    try:
+        text = corpus.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{corpus} is not UTF-8 text (byte {err.start}); convert it first") from None
     tok = build_tokenizer(args.kind, text=text, vocab_size=args.vocab_size)
     tok.save(args.out)
     print(f"trained {type(tok).__name__} with {tok.vocab_size} ids on {len(text):,} characters; saved to {args.out}")
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # `error: <message>`, exit 2, through run_command
+        raise ConfigError(message)
+
+
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tokenizer", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser = _Parser(prog="python -m tokenizer", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     encode = commands.add_parser("encode", help="print the ids and pieces of a text")
     encode.add_argument("--tokenizer", required=True, help="gpt2, bert-base-uncased, or a saved tokenizer folder")
     encode.add_argument("text")
@@ -67,4 +83,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main))

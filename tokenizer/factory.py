@@ -8,6 +8,8 @@ by name (gpt2, bert-base-uncased), since this package fetches nothing.
 
 from pathlib import Path
 
+from common.errors import ConfigError
+
 from .base import Tokenizer, TokenizerFileError, read_config
 from .bpe import BPETokenizer
 from .char import CharTokenizer
@@ -26,12 +28,12 @@ def _classes() -> dict[str, type[Tokenizer]]:
 def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None = None) -> Tokenizer:
     """Train a tokenizer of ``kind`` (char, bpe, wordpiece or sentencepiece) on ``text``."""
     if kind not in TRAINABLE_KINDS:
-        raise ValueError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TRAINABLE_KINDS)} "
-                         "(the real gpt2 and bert-base-uncased vocabularies: data/tokenizers.py)")
+        raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TRAINABLE_KINDS)} "
+                          "(the real gpt2 and bert-base-uncased vocabularies: data/tokenizers.py)")
     if not text:
-        raise ValueError(f"tokenizer kind {kind!r} is trained from text: pass text=<the training corpus>")
+        raise ConfigError(f"tokenizer kind {kind!r} is trained from text: pass text=<the training corpus>")
     if kind != "char" and vocab_size is None:
-        raise ValueError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
+        raise ConfigError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
     if kind == "char":
         return CharTokenizer.train(text)
     if kind == "bpe":

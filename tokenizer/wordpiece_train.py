@@ -11,6 +11,8 @@ original WordPiece picked merges by likelihood gain instead; the encoder (wordpi
 
 from collections import Counter
 
+from common.errors import ConfigError
+
 from .bert_basic import split_on_punctuation
 from .bpe_train import learn_merges
 
@@ -27,9 +29,9 @@ def train_wordpiece(words: list[str], vocab_size: int, special_tokens: list[str]
     symbols = chars + [PREFIX + c for c in chars]
     n_merges = vocab_size - len(special_tokens) - len(symbols)
     if n_merges < 0:
-        raise ValueError(f"vocab_size={vocab_size} is too small: {len(special_tokens)} special tokens and "
-                         f"{len(symbols)} character pieces (each of {len(chars)} characters with and without "
-                         f"'##') already need {len(special_tokens) + len(symbols)}")
+        raise ConfigError(f"vocab_size={vocab_size} is too small: {len(special_tokens)} special tokens and "
+                          f"{len(symbols)} character pieces (each of {len(chars)} characters with and without "
+                          f"'##') already need {len(special_tokens) + len(symbols)}")
     symbol_id = {s: i for i, s in enumerate(symbols)}
     spelled = {tuple(symbol_id[c if i == 0 else PREFIX + c] for i, c in enumerate(word)): n
                for word, n in word_counts.items()}

@@ -22,10 +22,10 @@ from pathlib import Path
 
 import torch
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, MissingFileError
 from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
-from ..hf import from_pretrained
+from ..hf import from_pretrained, read_config
 from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
 from ..peft import PeftConfig, apply_peft, precompute_prefix
 from ..training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint, tied_names, unwrap_model
@@ -49,7 +49,7 @@ def load_base(folder, alias: str | None = None, check_sha256: str | None = None,
     fetched by; gpt2_tokenizer(): the standard GPT-2 tokenizer, for a Hugging Face GPT-2 folder that
     carries no vocab.json and merges.txt (finetune.py passes data's)."""
     folder = Path(folder)
-    config = json.loads((folder / "config.json").read_text())
+    config = read_config(folder)
     if "model_class" in config:
         backbone, tokenizer = _load_minilm_checkpoint(folder, config)
     else:
@@ -68,10 +68,10 @@ def base_folder(spec: str) -> Path:
     if (folder / "best" / "config.json").exists() and not (folder / "config.json").exists():
         folder = folder / "best"  # a run's out_dir: use its best checkpoint
     if not (folder / "config.json").exists():
-        raise FileNotFoundError(f"--base {spec}: not a model folder (no config.json); pass minilm-l6, a "
-                                "train_gpt.py / train_bert.py out_dir or checkpoint folder, or a Hugging Face "
-                                "folder (for out/gpt-small, run `python train_gpt.py --config small` first: "
-                                "about 5 minutes on 2 cores)")
+        raise MissingFileError(f"--base {spec}: not a model folder (no config.json); pass minilm-l6, a "
+                               "train_gpt.py / train_bert.py out_dir or checkpoint folder, or a Hugging Face "
+                               "folder (for out/gpt-small, run `python train_gpt.py --config small` first: "
+                               "about 5 minutes on 2 cores)")
     return resolve_checkpoint(folder)
 
 
@@ -221,5 +221,9 @@ def _find_base(pointer: dict, resolve_alias, gpt2_tokenizer) -> Base:
     alias = pointer.get("alias")
     if alias is not None and resolve_alias is None:
         raise TypeError(f"this checkpoint's base is the alias {alias!r}: pass resolve_alias to load_finetuned")
-    folder = resolve_alias(alias) if alias is not None else pointer["path"]
+    folder = resolve_alias(alias) if alias is not None else Path(pointer["path"])
+    if not (folder / "config.json").is_file():
+        raise CheckpointError(f"this checkpoint holds only its trained tensors, and its base model is not at "
+                              f"{folder} any more (it was fine-tuned from there): put the base back there, or "
+                              "fine-tune again with --merge, which saves every tensor")
     return load_base(folder, alias, pointer["sha256"], gpt2_tokenizer)

@@ -16,6 +16,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from common.errors import ConfigError
+
 from ..model import GPT, Bert
 from ..model.losses import IGNORE_INDEX
 
@@ -69,7 +71,7 @@ class SequenceClassifier(_TaskHead):
         super().__init__(backbone, num_labels, dropout)
         self.pooling = pooling or ("pooler" if self.family == "bert" else "last")
         if self.pooling not in POOLINGS or (self.pooling == "pooler" and self.family != "bert"):
-            raise ValueError(f"pooling {self.pooling!r}: choose last or mean for a GPT, pooler, last or mean for a Bert")
+            raise ConfigError(f"pooling {self.pooling!r}: choose last or mean for a GPT, pooler, last or mean for a Bert")
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
         """input_ids (B, T), right-padded; attention_mask (B, T) 1 for real tokens; labels (B,).

@@ -14,6 +14,8 @@ Evaluation runs over the whole validation split, in order, so its numbers are ex
 
 import torch
 
+from common.errors import DataError
+
 from ..model.losses import IGNORE_INDEX
 from ..training.checkpoint import unwrap_model
 from ..training.trainer import Task, to_device
@@ -38,7 +40,7 @@ class _LabelledTask(Task):
     def __init__(self, examples: dict[str, list[dict]], pad_id: int, labels: list[str], peft_controller=None):
         for split in self.splits:
             if not examples.get(split):
-                raise ValueError(f"the {split} split has no examples; it needs at least one")
+                raise DataError(f"the {split} split has no examples; it needs at least one")
         self.examples, self.pad_id, self.labels = examples, pad_id, labels
         self.peft_controller = peft_controller  # AdaLoRA's: a loss penalty and a rank update per step
 

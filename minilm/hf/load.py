@@ -18,7 +18,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from common.errors import CheckpointError
+from common.errors import CheckpointError, MissingFileError
 
 from ..model import GPT, Bert, BertForPreTraining
 from .configs import config_from_hf
@@ -120,8 +120,8 @@ def _check_shape_and_tie(m: Mapping, tensors, params, source: str) -> None:
 def _existing_folder(path) -> Path:
     folder = Path(path)
     if not folder.is_dir():
-        raise FileNotFoundError(f"{folder} is not a folder; pass a Hugging Face model folder holding "
-                                "config.json and model.safetensors (or pytorch_model.bin)")
+        raise MissingFileError(f"{folder} is not a folder; pass a Hugging Face model folder holding "
+                               "config.json and model.safetensors (or pytorch_model.bin)")
     return folder
 
 
@@ -130,9 +130,13 @@ def read_config(folder: Path) -> dict:
     if not config_path.is_file():
         raise CheckpointError(f"{folder} has no config.json; a Hugging Face model folder needs one")
     try:
-        return json.loads(config_path.read_text())
+        config = json.loads(config_path.read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{config_path} is not valid JSON ({err}); re-download or rewrite it") from err
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{config_path} holds a JSON {type(config).__name__}, not an object of settings; "
+                              "is it a model's config.json?")
+    return config
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:

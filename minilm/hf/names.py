@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
+from common.errors import ConfigError
+
 from ..model import GPT, Bert, BertForPreTraining
 
 COPY = "copy"
@@ -121,8 +123,8 @@ def family_of(model_or_cls) -> str:
 def mappings_for(model) -> list[Mapping]:
     """Expand NAME_TABLE for this model: one Mapping per Hugging Face tensor."""
     if not model.config.bias:
-        raise ValueError(f"this {type(model).__name__} has bias=False, but Hugging Face GPT-2 and BERT checkpoints "
-                         "have a bias in every Linear and LayerNorm: only bias=True models map onto them")
+        raise ConfigError(f"this {type(model).__name__} has bias=False, but Hugging Face GPT-2 and BERT checkpoints "
+                          "have a bias in every Linear and LayerNorm: only bias=True models map onto them")
     if isinstance(model, GPT):
         parts = [("GPT", "", "transformer.")]  # (table rows, minilm prefix, file prefix)
     elif isinstance(model, BertForPreTraining):

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import torch
 
+from common.errors import CheckpointError, MissingFileError, UserError, run_command
+
 from ..model import GPT, Bert, BertForPreTraining
 from .load import from_pretrained, read_config
 
@@ -28,8 +30,8 @@ def _import_transformers():
     try:
         import transformers
     except ImportError:
-        sys.exit("python -m minilm.parity compares against Hugging Face transformers, which is not installed: "
-                 "pip install -r requirements-dev.txt (or pip install transformers)")
+        raise UserError("python -m minilm.parity compares against Hugging Face transformers, which is not "
+                        "installed: pip install -r requirements-dev.txt (or pip install transformers)")
     transformers.logging.disable_progress_bar()  # keep the report readable
     return transformers
 
@@ -102,6 +104,8 @@ def main(argv=None) -> int:
     parser.add_argument("--tol", type=float, default=1e-5, help="largest acceptable max|Δ|")
     args = parser.parse_args(argv)
 
+    if not Path(args.path).is_dir():
+        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face GPT-2 or BERT model folder")
     config = read_config(Path(args.path))
     model_type = config.get("model_type")
     warnings.filterwarnings("ignore", message=".*freshly initialised.*")
@@ -110,7 +114,8 @@ def main(argv=None) -> int:
     elif model_type == "bert":
         diffs, matches = compare_bert(args.path, config.get("architectures") or [])
     else:
-        sys.exit(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2 and bert folders")
+        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2 "
+                              "and bert folders")
 
     print(f"{args.path} ({model_type}), minilm vs transformers, float32 on CPU")
     agrees = {name: diff <= args.tol * max(1.0, scale) for name, (diff, scale) in diffs.items()}
@@ -125,4 +130,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_command(main))

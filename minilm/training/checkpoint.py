@@ -83,6 +83,12 @@ def load_checkpoint(folder, with_train_state: bool = True):
         config = json.loads((folder / CONFIG).read_text())
     except json.JSONDecodeError as err:
         raise CheckpointError(f"{folder / CONFIG} is not valid JSON ({err}); the checkpoint is corrupt") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{folder / CONFIG} holds a JSON {type(config).__name__}, not the object of settings "
+                              "minilm writes; the checkpoint is corrupt or not one of minilm's")
+    if not (folder / WEIGHTS).is_file():
+        raise CheckpointError(f"{folder / WEIGHTS} is missing: the folder has a config but no weights; restore the "
+                              "file or resume from another checkpoint")
     try:
         state_dict = load_file(folder / WEIGHTS)
     except (SafetensorError, OSError) as err:

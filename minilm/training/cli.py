@@ -15,46 +15,50 @@ import sys
 import types
 import typing
 
+from common.errors import ConfigError
+
 
 class _Parser(argparse.ArgumentParser):
     def __init__(self, **kwargs):
         super().__init__(allow_abbrev=False, **kwargs)  # `--batch 8` is a typo, not --batch_size
 
-    def error(self, message):  # exit 2 with the message, no usage dump
-        self.exit(2, f"{self.prog}: error: {message}\n")
+    def error(self, message):
+        # A ConfigError, which the command's run_command prints as `error: <message>` with exit status 2
+        # (argparse would print the whole usage first, and exit from inside the library).
+        raise ConfigError(message)
 
 
 def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], argv=None,
-               default_preset: str | None = None, description: str = "", extra_flags: dict | None = None):
+               default_preset: str | None = None, description: str = "", extra_flags: dict | None = None,
+               preset_flag: str = "config", derived_defaults=None, prog: str | None = None):
     """Returns {group name: dataclass instance} plus, under "extra", the values of extra_flags, under
     "preset" the preset's name and under "given" the names of the flags given on the command line.
 
     extra_flags: {name: (type, default, help)} for script options that are not config fields.
+    preset_flag: the flag that picks a preset (finetune.py calls its presets recipes: --recipe).
+    derived_defaults(values, preset, given) -> {field: default}: defaults that depend on other flags (the
+    learning rate per fine-tuning method); worked out before --help is printed, so --help shows what runs.
     """
-    first = _Parser(add_help=False)
-    first.add_argument("--config", default=default_preset, choices=list(presets))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    first = _Parser(add_help=False, prog=prog)
+    if presets:
+        first.add_argument(f"--{preset_flag}", dest="preset", default=default_preset, choices=list(presets))
     known, _ = first.parse_known_args(argv)
-    preset = presets.get(known.config, {}) if known.config else {}
-
-    parser = _Parser(description=description)
-    parser.add_argument("--config", default=default_preset, choices=list(presets),
-                        help=f"named preset (default {default_preset})")
-    owner = {}  # flag name -> group
-    for group, cls in groups.items():
-        defaults = _defaults(cls, preset.get(group, {}))
-        arg_group = parser.add_argument_group(f"{group} ({cls.__name__})")
-        for field in dataclasses.fields(cls):
-            if field.name in owner:
-                raise ValueError(f"field {field.name!r} is in both {owner[field.name]} and {group}")
-            owner[field.name] = group
-            _add_field(arg_group, field, defaults[field.name])
-    for name, (kind, default, help_text) in (extra_flags or {}).items():
-        parser.add_argument(f"--{name}", type=_converter(kind, name), default=default,
-                            help=f"{help_text} (default {default})", **_bool_nargs(kind))
+    known.preset = getattr(known, "preset", None)
+    preset = presets.get(known.preset, {}) if known.preset else {}
+    defaults = {group: _defaults(cls, preset.get(group, {})) for group, cls in groups.items()}
+    if derived_defaults is not None:
+        draft, _ = _build_parser(groups, defaults, presets, default_preset, preset_flag, extra_flags,
+                                 description, prog, add_help=False).parse_known_args(argv)
+        for name, value in derived_defaults(vars(draft), known.preset, given_flags(argv)).items():
+            group = next(g for g, cls in groups.items() if name in {f.name for f in dataclasses.fields(cls)})
+            defaults[group][name] = value
+    parser = _build_parser(groups, defaults, presets, default_preset, preset_flag, extra_flags, description, prog)
 
     args, unknown = parser.parse_known_args(argv)
     if unknown:
-        parser.error(_unknown_flag_message(unknown, [a.dest for a in parser._actions]))
+        parser.error(_unknown_flag_message(unknown, [preset_flag if a.dest == "preset" else a.dest
+                                                     for a in parser._actions]))
     values = vars(args)
     result = {}
     for group, cls in groups.items():
@@ -62,11 +66,32 @@ def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], arg
         try:
             result[group] = cls(**chosen)
         except ValueError as err:  # the config's own validation, e.g. n_embd not divisible by n_head
-            parser.error(f"invalid {group} config: {err}")
+            raise ConfigError(f"invalid {group} config: {err}") from None
     result["extra"] = {name: values[name] for name in (extra_flags or {})}
-    result["preset"] = known.config
+    result["preset"] = known.preset
     result["given"] = given_flags(argv)
     return result
+
+
+def _build_parser(groups, defaults, presets, default_preset, preset_flag, extra_flags, description, prog,
+                  add_help: bool = True) -> argparse.ArgumentParser:
+    parser = _Parser(description=description, prog=prog, add_help=add_help)
+    if presets:
+        name = "preset" if preset_flag == "config" else preset_flag
+        parser.add_argument(f"--{preset_flag}", dest="preset", default=default_preset, choices=list(presets),
+                            help=f"named {name} (default {default_preset})")
+    owner = {}  # flag name -> group
+    for group, cls in groups.items():
+        arg_group = parser.add_argument_group(f"{group} ({cls.__name__})")
+        for field in dataclasses.fields(cls):
+            if field.name in owner:
+                raise ValueError(f"field {field.name!r} is in both {owner[field.name]} and {group}")
+            owner[field.name] = group
+            _add_field(arg_group, field, defaults[group][field.name])
+    for name, (kind, default, help_text) in (extra_flags or {}).items():
+        parser.add_argument(f"--{name}", type=_converter(kind, name), default=default,
+                            help=f"{help_text} (default {default})", **_bool_nargs(kind))
+    return parser
 
 
 def given_flags(argv=None) -> set[str]:
@@ -81,18 +106,39 @@ def _defaults(cls, preset_values: dict) -> dict:
     bad = set(preset_values) - names
     if bad:
         raise ValueError(f"preset sets unknown {cls.__name__} fields {sorted(bad)}")
-    defaults = {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                for f in dataclasses.fields(cls)}
+    defaults = {f.name: _default_of(f) for f in dataclasses.fields(cls)}
     return {**defaults, **preset_values}
 
 
+def _default_of(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return REQUIRED
+
+
 def _add_field(group, field: dataclasses.Field, default) -> None:
+    """--name for a field; a field with metadata nargs is positional (e.g. the texts of predict), a field
+    without a default is a required flag."""
     kind = field.type
     choices = field.metadata.get("choices")
     help_text = field.metadata.get("help", "")
+    if "nargs" in field.metadata:
+        base, _ = _unwrap_optional(typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind)
+        group.add_argument(field.name, nargs=field.metadata["nargs"], type=_converter(base, field.name, choices),
+                           help=help_text, metavar=field.name.upper())
+        return
+    if default is REQUIRED:
+        group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), required=True,
+                           help=f"{help_text} (required)".strip(), metavar=_metavar(kind, choices))
+        return
     group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), default=default,
                        help=f"{help_text} (default {default})".strip(), metavar=_metavar(kind, choices),
                        **_bool_nargs(kind))
+
+
+REQUIRED = object()  # the default of a field that has none: its flag must be given
 
 
 def _bool_nargs(kind) -> dict:

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from common.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class Distributed:
@@ -33,9 +35,9 @@ def resolve_device(name: str) -> str:
             return "mps"
         return "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
+        raise ConfigError(f"--device {name}: CUDA is not available on this machine; use --device cpu or auto")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("--device mps: MPS is not available on this machine; use --device cpu or auto")
+        raise ConfigError("--device mps: MPS is not available on this machine; use --device cpu or auto")
     return name
 
 
