@@ -221,10 +221,12 @@ def set_attention(backbone, attn_impl: str) -> None:
             module.attn_impl = attn_impl
 
 
-def open_base(spec: str, out_dir: str):
-    """The base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
-    folder = base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
-    refuse_out_dir_around(Path(out_dir), folder, spec)
+def base_folder_of(spec: str) -> Path:
+    """The folder of the base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
+    return base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
+
+
+def open_base(spec: str, folder: Path):
     return load_base(folder, alias=spec if spec in BASE_MODELS else None,
                      gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
 
@@ -252,9 +254,11 @@ def train(argv=None):
     data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
     print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
 
+    base_dir = base_folder_of(data_cfg.base)
+    refuse_out_dir_around(Path(train_cfg.out_dir), base_dir, data_cfg.base)
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before loading anything
     seed_everything(train_cfg.seed)
-    base = open_base(data_cfg.base, train_cfg.out_dir)
+    base = open_base(data_cfg.base, base_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":

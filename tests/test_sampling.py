@@ -66,12 +66,19 @@ def test_low_temperature_concentrates_on_the_most_likely_token():
     assert (samples == 2).sum().item() >= 490
 
 
+def test_a_vanishing_temperature_picks_the_most_likely_token_without_nan():
+    logits = torch.randn(6, 50, generator=torch.Generator().manual_seed(0)) * 30
+    picked = sample_next_token(logits, temperature=1e-40, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(picked, logits.argmax(-1, keepdim=True))
+
+
 def test_same_generator_seed_gives_the_same_samples():
     assert torch.equal(draw(LOGITS, n=50, seed=3), draw(LOGITS, n=50, seed=3))
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    (dict(temperature=-0.5), "temperature must be >= 0"),
+    (dict(temperature=-0.5), "temperature must be a number >= 0"),
+    (dict(temperature=float("nan")), "temperature must be a number >= 0"),
     (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
     (dict(top_p=1.5), r"top_p must be in \(0, 1\]"),
     (dict(top_k=0), "top_k must be a positive integer"),

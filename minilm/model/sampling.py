@@ -12,15 +12,17 @@ def sample_next_token(logits, temperature: float = 1.0, top_k: int | None = None
     above 1 flattens), cut to the top_k most likely tokens and/or the smallest set whose probability
     reaches top_p, then sampled.
     """
-    if temperature < 0:
-        raise ValueError(f"temperature must be >= 0 (0 means greedy), got {temperature}")
+    if not 0 <= temperature < float("inf"):  # also refuses nan
+        raise ValueError(f"temperature must be a number >= 0 (0 means greedy), got {temperature}")
     if top_p is not None and not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_p must be in (0, 1], got {top_p}")
     if top_k is not None and top_k < 1:
         raise ValueError(f"top_k must be a positive integer, got {top_k}")
     if temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
-    logits = logits / temperature
+    # Subtract the row's maximum before dividing: the best token's score becomes exactly 0 and the others
+    # negative, so a tiny temperature (1e-40) sends them to -inf instead of overflowing into inf - inf = nan.
+    logits = (logits - logits.max(dim=-1, keepdim=True).values) / temperature
     if top_k is not None:
         kth_best = torch.topk(logits, min(top_k, logits.size(-1)), dim=-1).values[:, [-1]]  # (B, 1)
         logits = logits.masked_fill(logits < kth_best, float("-inf"))
