@@ -14,7 +14,6 @@ base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.
 docs/finetuning.md explains the choices and gives the results.
 """
 
-import math
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from minilm.model import MultiHeadAttention
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
-from minilm.training.lm_task import LanguageModelTask
+from minilm.training.lm_task import LanguageModelTask, perplexity
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import TrainConfig, seed_everything
 
@@ -301,7 +300,7 @@ def train(argv=None):
 def format_metrics(metrics: dict) -> str:
     shown = dict(metrics)
     if "val_loss" in shown and "val_ppl" not in shown and "val_acc" not in shown:
-        shown["val_ppl"] = math.exp(shown["val_loss"])
+        shown["val_ppl"] = perplexity(shown["val_loss"])
     return " | ".join(f"{name} {value:.4f}" for name, value in shown.items())
 
 

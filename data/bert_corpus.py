@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.errors import ConfigError, MissingFileError
+from common.errors import CheckpointError, ConfigError, MissingFileError
 
 from data.assets import cache_dir
 from data.bert_pairs import (PairSampler, cached_tokenize_documents, read_documents, split_documents_by_tail,
@@ -21,6 +21,7 @@ from data.bert_pairs import (PairSampler, cached_tokenize_documents, read_docume
 from data.prepare import fingerprint_tokenizer
 from data.shakespeare import load_plays
 from data.tokenizers import cached_tokenizer
+from minilm.hf import read_config
 from minilm.training.resume import text_fingerprint
 from tokenizer import WordPieceTokenizer, load_tokenizer
 
@@ -79,10 +80,17 @@ def init_folder(init_from: str) -> Path:
     folder = Path(init_from)
     if not (folder / "config.json").is_file() and (folder / "best" / "config.json").is_file():
         folder = folder / "best"
+    accepts = ("pass a Hugging Face BERT folder (config.json with model_type bert) or a train_bert.py "
+               "checkpoint (its out_dir, best/ or ckpt/)")
     if not (folder / "config.json").is_file():
-        raise MissingFileError(f"--init_from {init_from}: no config.json there; pass a Hugging Face BERT folder "
-                               "(config.json with model_type bert) or a train_bert.py checkpoint (its out_dir, "
-                               "best/ or ckpt/)")
+        raise MissingFileError(f"--init_from {init_from}: no config.json there; {accepts}")
+    config = read_config(folder)
+    model_class, model_type = config.get("model_class"), config.get("model_type")
+    if (model_class is not None and (model_class != "BertForPreTraining" or "task" in config)) or \
+            (model_class is None and model_type != "bert"):
+        what = f"a {model_class} checkpoint" if model_class else f"a {model_type!r} folder"
+        raise CheckpointError(f"--init_from {folder} is {what}; it accepts a train_bert.py checkpoint or a Hugging "
+                              f"Face BERT folder: {accepts}")
     return folder
 
 

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 import finetune
 from data.finetune_data import LabelMap, TextExample
 from data.finetune_encode import encode_text_examples
-from finetune_fixtures import save_bert_base, sentiment_rows, tiny_bert, tiny_wordpiece, write_csv
 from common.errors import CheckpointError
+from finetune_fixtures import save_bert_base, sentiment_rows, tiny_bert, tiny_wordpiece, write_csv
 from minilm.finetune.checkpoints import FinetuneTrainer, trained_state_dict
 from minilm.finetune.tasks import ClassificationTask
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier
@@ -156,4 +156,14 @@ def test_checkpoint_whose_base_changed_is_refused(adapter_run, tmp_path):
     config["base"]["path"] = str(other_base)
     (tmp_path / "best" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match="has changed since fine-tuning"):
+        finetune.predict(tmp_path / "best", ["the film was good"])
+
+
+def test_checkpoint_whose_base_moved_names_the_path_it_looked_for(adapter_run, tmp_path):
+    folder, _, _ = adapter_run
+    shutil.copytree(folder / "run" / "best", tmp_path / "best")
+    config = json.loads((tmp_path / "best" / "config.json").read_text())
+    config["base"]["path"] = str(tmp_path / "the-old-place")  # where the base was when it was fine-tuned
+    (tmp_path / "best" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=f"base model is not at {tmp_path / 'the-old-place'} any more"):
         finetune.predict(tmp_path / "best", ["the film was good"])

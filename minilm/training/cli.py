@@ -127,7 +127,7 @@ def _add_field(group, field: dataclasses.Field, default) -> None:
     if "nargs" in field.metadata:
         base, _ = _unwrap_optional(typing.get_args(kind)[0] if typing.get_origin(kind) is list else kind)
         group.add_argument(field.name, nargs=field.metadata["nargs"], type=_converter(base, field.name, choices),
-                           help=help_text, metavar=field.name.upper())
+                           help=help_text, metavar=field.name)
         return
     if default is REQUIRED:
         group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), required=True,

@@ -47,5 +47,10 @@ class LanguageModelTask(Task):
 
     def evaluate(self, model, cfg, device):
         metrics = super().evaluate(model, cfg, device)
-        metrics["val_ppl"] = math.exp(metrics["val_loss"])  # perplexity: e^(mean negative log-likelihood)
+        metrics["val_ppl"] = perplexity(metrics["val_loss"])
         return metrics
+
+
+def perplexity(mean_loss: float) -> float:
+    """e^(mean negative log-likelihood); inf rather than an OverflowError past what a float holds."""
+    return math.inf if mean_loss > 709 else math.exp(mean_loss)

@@ -1,0 +1,131 @@
+"""Every command answers a user's mistake with one line, `error: <message>` naming the flag or file, and
+exit status 2; never a traceback. The table runs each command's main through run_command, exactly what its
+`if __name__ == "__main__"` does; one case per command also runs as a real process."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import finetune
+import sample
+import train_bert
+import train_gpt
+from common.errors import run_command
+from data import assets
+from finetune_fixtures import save_bert_base, save_gpt_base
+from minilm.hf import parity
+from test_train_gpt import TINY_FLAGS, write_text
+from tokenizer import __main__ as tokenizer_cli
+
+REPO = Path(__file__).resolve().parents[1]
+COMMANDS = {"train_gpt": train_gpt.main, "train_bert": train_bert.main, "finetune": finetune.main,
+            "sample": sample.main, "tokenizer": tokenizer_cli.main, "parity": parity.main, "assets": assets.main}
+FAST_GPT = ["--device", "cpu", "--progress", "false", "--max_iters", "2", "--eval_interval", "2", "--eval_iters", "1"]
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """The files the bad inputs point at: a text, a folder, a GPT and a BERT checkpoint, broken configs."""
+    root = tmp_path_factory.mktemp("bad_inputs")
+    write_text(root / "text.txt")
+    (root / "folder").mkdir()
+    (root / "file").write_text("a file, not a folder")
+    (root / "one_document.txt").write_text("A single paragraph,\nwith no blank line in it.\n")
+    save_gpt_base(root / "gpt")
+    save_bert_base(root / "bert")
+    list_config = save_gpt_base(root / "list_config")
+    (list_config / "config.json").write_text("[1, 2, 3]")
+    no_weights = save_gpt_base(root / "no_weights")
+    (no_weights / "model.safetensors").unlink()
+    (root / "hf_list").mkdir()
+    (root / "hf_list" / "config.json").write_text("[]")
+    (root / "llama").mkdir()
+    (root / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    return root
+
+
+CASES = [  # (command, arguments with {root}, what the message must name)
+    ("train_gpt", ["--val_fraction", "0"], "val_fraction"),
+    ("train_gpt", ["--data", "{root}/folder"], "folder is a folder"),
+    ("train_gpt", ["--data", "{root}/nope.txt"], "nope.txt: no such file"),
+    ("train_gpt", ["--data", "{root}/text.txt", "--out_dir", "{root}/file"], "is a file, not a folder"),
+    ("train_gpt", ["--n_embd", "30", "--n_head", "4"], "n_embd (30) must be divisible by n_head (4)"),
+    ("train_gpt", ["--lr", "-1"], "lr must be a positive number"),
+    ("train_gpt", ["--dtype", "float8"], "--dtype must be one of"),
+    ("train_gpt", ["--n_layers", "2"], "unknown flag --n_layers"),
+    ("train_gpt", ["--resume", "--out_dir", "{root}/folder"], "no checkpoint at"),
+    ("train_gpt", ["--special_tokens", "maybe"], "--special_tokens must be one of"),
+    ("train_bert", ["--mlm_prob", "1.5"], "mlm_prob"),
+    ("train_bert", ["--data", "{root}/one_document.txt"], "document"),
+    ("train_bert", ["--max_seq_len", "4"], "max_seq_len"),
+    ("train_bert", ["--init_from", "{root}/nowhere"], "--init_from"),
+    ("train_bert", ["--init_from", "{root}/gpt"], "it accepts a train_bert.py checkpoint"),
+    ("finetune", ["--recipe", "nope"], "--recipe"),
+    ("finetune", ["--base", "{root}/nowhere"], "--base"),
+    ("finetune", ["--base", "{root}/bert", "--data", "{root}/nope.csv"], "--data"),
+    ("finetune", ["--method", "magic"], "--method"),
+    ("finetune", ["--task", "lm", "--base", "{root}/bert"], "--task lm continues a GPT"),
+    ("finetune", ["--val_fraction", "0"], "val_fraction"),
+    ("finetune", ["predict", "--ckpt", "{root}/nowhere", "a text"], "no checkpoint at"),
+    ("finetune", ["predict", "--ckpt", "{root}/gpt", "a text"], "is not a finetune.py checkpoint"),
+    ("finetune", ["predict", "--ckpt", "{root}/gpt"], "texts"),
+    ("sample", ["--ckpt", "{root}/gpt", "--temperature", "nan"], "--temperature"),
+    ("sample", ["--ckpt", "{root}/gpt", "--temperature", "-1"], "--temperature"),
+    ("sample", ["--ckpt", "{root}/gpt", "--top_p", "2"], "--top_p"),
+    ("sample", ["--ckpt", "{root}/nowhere"], "no checkpoint at"),
+    ("sample", ["--ckpt", "{root}/list_config"], "holds a JSON list"),
+    ("sample", ["--ckpt", "{root}/no_weights"], "model.safetensors is missing"),
+    ("sample", ["--ckpt", "{root}/gpt", "--prompt", "Zounds"], "--prompt"),
+    ("sample", [], "--ckpt"),
+    ("tokenizer", ["encode", "--tokenizer", "nope", "text"], "--tokenizer 'nope'"),
+    ("tokenizer", ["train", "--kind", "bpe", "{root}/text.txt", "{root}/tok"], "vocab_size"),
+    ("tokenizer", ["train", "--kind", "char", "{root}/nope.txt", "{root}/tok"], "nope.txt: no such file"),
+    ("tokenizer", ["train", "--kind", "magic", "{root}/text.txt", "{root}/tok"], "--kind"),
+    ("parity", ["{root}/nowhere"], "nowhere is not a folder"),
+    ("parity", ["{root}/hf_list"], "holds a JSON list"),
+    ("parity", ["{root}/llama"], "model_type 'llama'"),
+    ("assets", ["no-such-asset"], "unknown asset 'no-such-asset'"),
+]
+
+
+def arguments(template: list[str], root: Path) -> list[str]:
+    return [arg.replace("{root}", str(root)) for arg in template]
+
+
+@pytest.mark.parametrize("command, template, named", CASES, ids=[f"{c}-{' '.join(t)}" for c, t, _ in CASES])
+def test_a_bad_input_gets_one_error_line_naming_it_and_exit_2(command, template, named, files, capsys, monkeypatch):
+    monkeypatch.setenv("MINILM_CACHE", str(files / "cache"))
+    argv = arguments(template, files)
+    if command == "train_gpt" and "--data" not in argv and "--resume" not in argv:
+        argv += ["--data", str(files / "text.txt")]
+    if command in ("train_gpt", "train_bert"):
+        argv += [*FAST_GPT, "--out_dir", str(files / "runs" / command)] if "--out_dir" not in argv else FAST_GPT
+    status = run_command(COMMANDS[command], argv)
+    captured = capsys.readouterr()
+    assert status == 2, captured.out[-2000:] + captured.err[-2000:]
+    assert captured.err.startswith("error: ") and "Traceback" not in captured.err
+    assert named in captured.err
+
+
+def test_data_assets_help_lists_the_assets_and_exits_0():
+    result = subprocess.run([sys.executable, "-m", "data.assets", "--help"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0 and "shakespeare-plays" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", [
+    ["train_gpt.py", "--val_fraction", "0"], ["train_bert.py", "--mlm_prob", "2"], ["finetune.py", "--recipe", "x"],
+    ["finetune.py", "predict", "--ckpt", "nowhere", "text"], ["sample.py", "--ckpt", "nowhere"],
+    ["-m", "tokenizer", "encode", "--tokenizer", "nope", "x"], ["-m", "minilm.parity", "nowhere"],
+    ["-m", "data.assets", "no-such-asset"],
+], ids=lambda c: " ".join(c[:2]))
+def test_each_command_run_as_a_process_exits_2_without_a_traceback(command, tmp_path):
+    result = subprocess.run([sys.executable, *command], cwd=REPO, capture_output=True, text=True,
+                            env={"MINILM_CACHE": str(tmp_path), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)})
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.startswith("error: ") and "Traceback" not in result.stderr
