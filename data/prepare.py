@@ -189,10 +189,20 @@ def lm_token_files(texts: dict[str, str], tokenizer, block_size: int, special_to
     encode = tokenizer.encode
     if isinstance(tokenizer, BPETokenizer):
         fingerprint = hashlib.sha256(f"{fingerprint}\0special={special_tokens}".encode()).hexdigest()
-        encode = lambda text: tokenizer.encode(text, special=special_tokens)  # noqa: E731
+        encode = _bpe_encoder(tokenizer, special_tokens)
     tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint, encode)
     for split, ids in tokens.items():
         if len(ids) <= block_size:
             raise DataError(f"the {split} split has only {len(ids)} tokens, fewer than block_size + 1 = "
                             f"{block_size + 1}; use a longer text or a smaller --block_size")
     return tokens
+
+
+def _bpe_encoder(tokenizer, special_tokens: str):
+    """tokenizer.encode with the special-token mode of --special_tokens, naming that flag if it refuses."""
+    def encode(text: str) -> list[int]:
+        try:
+            return tokenizer.encode(text, special=special_tokens)
+        except ValueError as err:
+            raise DataError(f"{err} (on the command line: --special_tokens allow, or --special_tokens text)") from None
+    return encode

@@ -24,3 +24,13 @@ def test_continuing_a_gpt_on_a_text_lowers_its_validation_perplexity(tmp_path):
                             "--max_length", "32", "--warmup_iters", "2", "--eval_interval", "20", "--eval_iters", "2",
                             "--out_dir", str(tmp_path / "run"), "--device", "cpu", "--progress", "false"])
     assert result["after"]["val_ppl"] < 0.8 * result["before"]["val_ppl"]
+
+
+def test_help_of_a_recipe_shows_the_values_that_recipe_runs_with(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        finetune.main(["--recipe", "pos-minilm", "--method", "full", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())  # argparse wraps the lines
+    assert exit_info.value.code == 0
+    assert "--recipe {" in shown and "--config" not in shown
+    assert "peak learning rate (default 0.0003)" in shown  # the recipe's lr for full fine-tuning, not 0.001
+    assert "(default out/pos-minilm)" in shown and "(default val_acc)" in shown

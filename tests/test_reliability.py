@@ -246,3 +246,11 @@ def test_resume_with_max_iters_at_the_checkpoint_step_says_there_is_nothing_to_d
     with pytest.raises(ConfigError, match=r"is at step 30 already, so --max_iters 30 leaves nothing to do"):
         train_gpt.main(["--data", str(tmp_path / "text.txt"), "--out_dir", str(tmp_path / "out"), *TINY_FLAGS,
                         "--resume"])
+
+
+def test_a_corpus_with_a_special_token_names_the_flag_that_decides(tmp_path, cache, capsys):
+    (tmp_path / "text.txt").write_text(write_text(tmp_path / "plain.txt").read_text() + "<|endoftext|>\n" * 3)
+    assert gpt_run(tmp_path, tmp_path / "out", "--tokenizer", "bpe", "--tokenizer_vocab_size", "300") == 2
+    assert "--special_tokens allow" in capsys.readouterr().err
+    assert gpt_run(tmp_path, tmp_path / "out", "--tokenizer", "bpe", "--tokenizer_vocab_size", "300",
+                   "--special_tokens", "allow") == 0
