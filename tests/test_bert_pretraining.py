@@ -14,6 +14,7 @@ from minilm.training.trainer import Trainer, TrainConfig
 from tokenizer.wordpiece import truncate_longest_first as truncate_lists
 from data.bert_corpus import DataConfig
 from minilm.training.bert_task import PretrainingTask, mask_pairs
+from minilm.training.checkpoint import load_checkpoint
 import train_bert
 
 PAD, UNK, CLS, SEP, MASK = range(5)
@@ -288,3 +289,41 @@ def test_a_corpus_shorter_than_one_sequence_raises_naming_the_token_count():
     docs = tokenize_documents(documents, PositionTokenizer(documents))
     with pytest.raises(ValueError, match="only 4 tokens"):
         PairSampler(docs, 32, CLS, SEP, PAD)
+
+
+# ---- --init_from and --resume on real runs -------------------------------------------------------------
+
+TINY_BERT = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16", "--n_inner", "32", "--block_size", "32",
+             "--max_seq_len", "32", "--tokenizer_vocab_size", "60", "--batch_size", "4", "--max_iters", "4",
+             "--eval_interval", "4", "--eval_iters", "1", "--log_interval", "2", "--device", "cpu",
+             "--progress", "false"]
+
+
+@pytest.fixture
+def bert_run(tmp_path, monkeypatch):
+    """A tiny train_bert.py run on generated documents: (text file, out_dir)."""
+    monkeypatch.setenv("MINILM_CACHE", str(tmp_path / "cache"))
+    text = tmp_path / "docs.txt"
+    text.write_text("\n\n".join(make_documents(n_docs=6, n_lines=30)) + "\n")
+    train_bert.main(["--data", str(text), "--out_dir", str(tmp_path / "out"), *TINY_BERT])
+    return text, tmp_path / "out"
+
+
+def test_init_from_a_train_bert_checkpoint_starts_from_its_weights_and_tokenizer(bert_run, tmp_path):
+    text, out = bert_run
+    train_bert.main(["--data", str(text), "--out_dir", str(tmp_path / "second"), *TINY_BERT, "--max_iters", "1",
+                     "--eval_interval", "1", "--init_from", str(out), "--lr", "1e-9"])
+    first, _, _ = load_checkpoint(out / "best", with_train_state=False)
+    second, _, _ = load_checkpoint(tmp_path / "second" / "ckpt", with_train_state=False)
+    torch.testing.assert_close(second["bert.embeddings.word.weight"], first["bert.embeddings.word.weight"],
+                               rtol=0, atol=1e-6)  # one step at lr 1e-9 barely moves them
+    assert (tmp_path / "second" / "ckpt" / "tokenizer" / "vocab.txt").read_text() == \
+        (out / "best" / "tokenizer" / "vocab.txt").read_text()
+
+
+def test_resume_continues_with_the_checkpoint_tokenizer_and_model(bert_run):
+    text, out = bert_run
+    train_bert.main(["--data", str(text), "--out_dir", str(out), "--resume", "--max_iters", "6",
+                     "--eval_interval", "2", "--eval_iters", "1", "--device", "cpu", "--progress", "false"])
+    _, config, _ = load_checkpoint(out / "ckpt", with_train_state=False)
+    assert config["step"] == 6 and config["model"]["n_embd"] == 16
