@@ -208,7 +208,8 @@ def derived_defaults(values: dict, recipe: str | None, given: set[str]) -> dict:
     derived = {"lr": table[values["method"]], "adalora_tinit": tinit,
                "adalora_tfinal": max(values["max_iters"] * 4 // 5, tinit + 1)}
     if recipe is None:  # a recipe names its metric; a tagging set's BIO tags switch val_acc to val_f1 later
-        derived["metric"], derived["metric_goal"] = ("val_loss", "min") if values["task"] == "lm" else ("val_acc", "max")
+        lm = values["task"] == "lm"
+        derived["metric"], derived["metric_goal"] = ("val_loss", "min") if lm else ("val_acc", "max")
     return derived
 
 

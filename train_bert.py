@@ -10,7 +10,8 @@
 
 Reading path: this file builds the documents and a PairSampler (data/bert_corpus.py, data/bert_pairs.py),
 a BertForPreTraining (minilm/model/bert.py) and a Trainer (minilm/training/trainer.py); the Trainer calls
-PretrainingTask.loss (minilm/training/bert_task.py), which calls BertForPreTraining.forward. docs/bert_pretraining.md explains the pairs, masking and metrics.
+PretrainingTask.loss (minilm/training/bert_task.py), which calls BertForPreTraining.forward.
+docs/bert_pretraining.md explains the pairs, masking and metrics.
 """
 
 import sys
@@ -204,8 +205,9 @@ def main(argv=None):
         if metrics:
             base = task.baselines(train_cfg, most_frequent_id)
             token = tokenizer.vocab[most_frequent_id]
+            ratio = f"{metrics['val_mlm_acc'] / base['mlm_acc']:.2f}" if base["mlm_acc"] else "n/a"
             print(f"final: val MLM accuracy {metrics['val_mlm_acc']:.1%} (always {token!r}: {base['mlm_acc']:.1%}, "
-                  f"ratio {metrics['val_mlm_acc'] / base['mlm_acc']:.2f}) | val NSP accuracy "
+                  f"ratio {ratio}) | val NSP accuracy "
                   f"{metrics['val_nsp_acc']:.1%} (always the more common label: {base['nsp_acc']:.1%}); "
                   f"checkpoints in {train_cfg.out_dir}/best and /ckpt")
             plot_accuracies(trainer.metrics.path, Path(train_cfg.out_dir) / "accuracy.png", base,

@@ -35,7 +35,8 @@ from tokenizer.bpe import SPECIAL_MODES
 class DataConfig:
     data: str | None = field(default=None, metadata={"help": "a UTF-8 text file (default: Shakespeare's plays)"})
     tokenizer: str = field(default="char", metadata={"choices": TOKENIZER_KINDS, "help": "how text becomes ids"})
-    tokenizer_vocab_size: int = field(default=4096, metadata={"help": "vocabulary size for bpe/wordpiece/sentencepiece"})
+    tokenizer_vocab_size: int = field(default=4096, metadata={"help": "vocabulary size for "
+                                                                      "bpe/wordpiece/sentencepiece"})
     val_fraction: float = field(default=0.1, metadata={"help": "share of the text held out for validation"})
     special_tokens: str = field(default="raise", metadata={
         "choices": SPECIAL_MODES, "help": "bpe/gpt2: what <|endoftext|> in the text becomes: raise (an error), allow "

@@ -7,9 +7,11 @@ from .char import CharTokenizer
 from .sentencepiece_tok import SentencePieceTokenizer
 from .wordpiece import WordPieceTokenizer
 from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
+from .hf_files import transformers_format_problem, write_transformers_tokenizer
 
 __all__ = [
     "Tokenizer", "TokenizerFileError", "CharTokenizer", "BPETokenizer", "WordPieceTokenizer",
     "SentencePieceTokenizer",
     "TRAINABLE_KINDS", "build_tokenizer", "load_tokenizer",
+    "transformers_format_problem", "write_transformers_tokenizer",
 ]

@@ -1,4 +1,4 @@
-"""Reading GPT-2's vocabulary from its two published forms.
+"""GPT-2's vocabulary files: reading its two published forms, and writing the second.
 
 - ``gpt2.tiktoken`` (what ``fetch("gpt2-ranks")`` gives): one line per token, ``<base64 bytes> <rank>``,
   50,256 lines. A token's rank is both its id and its merge priority. The merges themselves are not
@@ -9,7 +9,9 @@
 
 Both readers return the same plain description, ``(byte_ids, merges, special_tokens)``, that
 ``BPETokenizer`` is built from: ``byte_ids[b]`` is the id of the single byte ``b``, ``merges`` lists
-``(left_id, right_id, merged_id)`` by priority (first = applied first).
+``(left_id, right_id, merged_id)`` by priority (first = applied first). ``write_gpt2_files`` turns that
+description back into ``vocab.json`` + ``merges.txt`` (the names transformers gives encoder.json and
+vocab.bpe), which ``read_gpt2_files`` and transformers' GPT2Tokenizer read.
 """
 
 import base64
@@ -17,8 +19,10 @@ import binascii
 import json
 from pathlib import Path
 
+from common.atomic import write_text_atomic
+
 from .base import TokenizerFileError
-from .byte_level import piece_to_bytes
+from .byte_level import bytes_to_piece, piece_to_bytes
 
 GPT2_SPECIAL_TOKENS = {"<|endoftext|>": 50256}
 Merges = list[tuple[int, int, int]]
@@ -116,3 +120,31 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_T
             raise TokenizerFileError(f"{vocab_bpe}, line {line_number}: {line[:80]!r} is not a merge of two "
                                      f"tokens whose result is in {Path(encoder_json).name}; the file is corrupt") from None
     return byte_ids, merges, specials
+
+
+def write_gpt2_files(vocab_json, merges_txt, byte_ids, merges: Merges, special_tokens: dict[str, int]) -> None:
+    """Write (byte_ids, merges, special_tokens) as GPT-2's two files, each atomically:
+    ``vocab_json`` maps every token's string to its id, ``merges_txt`` is a "#version" line, then
+    "left right" per merge, in priority order."""
+    pieces = gpt2_pieces(byte_ids, merges, special_tokens)
+    vocab = {piece: token_id for token_id, piece in enumerate(pieces)}
+    lines = [f"{pieces[left]} {pieces[right]}" for left, right, _ in merges]
+    write_text_atomic(vocab_json, json.dumps(vocab, ensure_ascii=False) + "\n")
+    write_text_atomic(merges_txt, "#version: 0.2\n" + "".join(line + "\n" for line in lines))
+
+
+def gpt2_pieces(byte_ids, merges: Merges, special_tokens: dict[str, int]) -> list[str]:
+    """Every id's string in GPT-2's files, in id order: its bytes through the byte<->unicode table, or a
+    special token's own text. The files key tokens by string, so two ids with one string are refused."""
+    token_bytes = {token_id: bytes([b]) for b, token_id in enumerate(byte_ids)}
+    for left, right, merged in merges:
+        token_bytes[merged] = token_bytes[left] + token_bytes[right]
+    pieces = {token_id: bytes_to_piece(data) for token_id, data in token_bytes.items()}
+    pieces.update({token_id: special for special, token_id in special_tokens.items()})
+    id_of_piece: dict[str, int] = {}
+    for token_id, piece in sorted(pieces.items()):
+        if piece in id_of_piece:
+            raise TokenizerFileError(f"ids {id_of_piece[piece]} and {token_id} are both the token {piece!r}; "
+                                     "GPT-2's vocab.json can hold a token string only once")
+        id_of_piece[piece] = token_id
+    return [pieces[token_id] for token_id in range(len(pieces))]

@@ -5,6 +5,8 @@
     load.py     from_pretrained: a folder -> a GPT, Bert or BertForPreTraining
     save.py     save_pretrained: a model -> a folder transformers loads
     parity.py   `python -m minilm.parity FOLDER`: minilm against transformers on the same weights
+    export.py   `python -m minilm.hf.export CKPT OUT`: a train_gpt.py / train_bert.py checkpoint, model and
+                tokenizer, as a folder transformers loads (a command: it reads minilm's own checkpoints)
 """
 
 from .configs import config_from_hf, config_to_hf

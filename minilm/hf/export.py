@@ -1,0 +1,180 @@
+"""`python -m minilm.hf.export CKPT OUT`: a train_gpt.py or train_bert.py checkpoint as a Hugging Face folder.
+
+    python -m minilm.hf.export out/gpt-small out/gpt-small-hf     # a run's out_dir means its best/
+    python -m minilm.hf.export out/bert-small/ckpt out/bert-hf     # or name the checkpoint folder
+
+What OUT holds (docs/hf_weights.md, "Export what you trained"):
+    config.json, model.safetensors   save_pretrained: GPT2LMHeadModel or BertForPreTraining
+    vocab.json, merges.txt           a bpe tokenizer, for GPT2Tokenizer        } and tokenizer_config.json
+    vocab.txt                        a wordpiece tokenizer, for BertTokenizer  } (tokenizer/hf_files.py)
+    minilm_tokenizer/                char and sentencepiece, which transformers has no format for: minilm's
+                                     own tokenizer files, copied as they are
+
+OUT must be new or empty; --force writes into a folder that holds files, replacing only those named above.
+A command, not a library module: it reads minilm's checkpoints (minilm/training/) and tokenizers, which
+minilm/hf/ itself never imports, so tests/test_layering.py counts it with the other commands.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from common.atomic import write_bytes_atomic, write_text_atomic
+from common.errors import CheckpointError, UserError, run_command
+from minilm.hf import config_to_hf, save_pretrained
+from minilm.model import GPT, BertConfig, BertForPreTraining, GPTConfig
+from minilm.training.checkpoint import CONFIG, load_checkpoint, load_model_weights, resolve_checkpoint
+from tokenizer import load_tokenizer, transformers_format_problem, write_transformers_tokenizer
+from tokenizer.hf_files import GPT2_END_OF_TEXT, TRANSFORMERS_CLASSES
+
+MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "BertForPreTraining": (BertForPreTraining, BertConfig)}
+MODEL_FILES = ["config.json", "model.safetensors"]
+TOKENIZER_COPY = "minilm_tokenizer"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m minilm.hf.export", description="Write a train_gpt.py or "
+                                     "train_bert.py checkpoint as a Hugging Face folder: model and tokenizer "
+                                     "(docs/hf_weights.md, 'Export what you trained').")
+    parser.add_argument("ckpt", metavar="CKPT", help="a train_gpt.py / train_bert.py checkpoint (OUT_DIR/best or "
+                                                     "OUT_DIR/ckpt), or the run's OUT_DIR, meaning its best/")
+    parser.add_argument("out", metavar="OUT", help="the Hugging Face folder to write: new or empty, unless --force")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a folder that holds files (only the files this export writes are replaced)")
+    args = parser.parse_args(argv)
+
+    checkpoint = checkpoint_folder(args.ckpt)
+    model, tokenizer = load_pretraining_checkpoint(checkpoint)
+    out = output_folder(args.out, checkpoint, args.force)
+    others = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
+    print(f"exporting {checkpoint} ({type(model).__name__}, {model.num_parameters() / 1e6:.2f}M parameters) to {out}:")
+    written = export_tokenizer(tokenizer, checkpoint / "tokenizer", out, model.config.block_size)
+    save_pretrained(model, out)
+    add_special_token_ids(out, tokenizer)
+    print(f"  {', '.join(MODEL_FILES)}: the model, for transformers' {config_to_hf(model)['architectures'][0]}")
+    print_files_left_alone(sorted(set(others) - set(MODEL_FILES) - {Path(name).parts[0] for name in written}))
+    print(f"compare the two libraries on it: python -m minilm.parity {out}")
+
+
+def checkpoint_folder(spec: str) -> Path:
+    """The checkpoint CKPT names: the folder itself, or a run's out_dir (its best/)."""
+    folder = Path(spec)
+    if not folder.exists():
+        raise CheckpointError(f"CKPT {spec}: no such folder; pass a train_gpt.py / train_bert.py checkpoint "
+                              "(OUT_DIR/best or OUT_DIR/ckpt) or the run's OUT_DIR")
+    if not (folder / CONFIG).exists() and any((folder / name / CONFIG).exists() for name in ("best", "best.old")):
+        folder = folder / "best"  # a run's out_dir (resolve_checkpoint finds best.old mid-swap)
+    return resolve_checkpoint(folder)
+
+
+def load_pretraining_checkpoint(folder: Path):
+    """(model in eval mode, tokenizer) of a train_gpt.py / train_bert.py checkpoint; refuses the others."""
+    state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
+    if "task" in config and not is_merged_lm(config):
+        raise CheckpointError(finetuned_problem(folder, config))
+    model_class = config.get("model_class")
+    if model_class not in MODEL_CLASSES:
+        raise CheckpointError(f"{folder / CONFIG}: model_class {model_class!r} has no Hugging Face export; "
+                              "expected 'GPT' (train_gpt.py) or 'BertForPreTraining' (train_bert.py)")
+    model_cls, config_cls = MODEL_CLASSES[model_class]
+    try:
+        model_config = config_cls.from_dict(config["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{folder / CONFIG}: no valid 'model' settings ({err}); the checkpoint is "
+                              "corrupt or not one of minilm's") from None
+    if not model_config.bias:  # save_pretrained refuses too, but only after the tokenizer files are written
+        raise CheckpointError(f"{folder} was trained with bias=False (train_gpt.py --bias false: no bias in any "
+                              "Linear or LayerNorm), but Hugging Face GPT-2 and BERT have a bias in every one, "
+                              "so this model has no Hugging Face form; train with --bias true (the default) to export")
+    model = model_cls(model_config)
+    load_model_weights(model, state_dict)
+    if not (folder / "tokenizer").is_dir():
+        raise CheckpointError(f"{folder} has no tokenizer/ folder; train_gpt.py and train_bert.py save the "
+                              "tokenizer there, and the export needs it")
+    return model.eval(), load_tokenizer(folder / "tokenizer")
+
+
+def is_merged_lm(config: dict) -> bool:
+    """A finetune.py --task lm checkpoint saved whole (--merge) with nothing but GPT's own tensors."""
+    return config.get("task") == "lm" and config.get("base") is None and not config.get("peft_applied")
+
+
+def finetuned_problem(folder: Path, config: dict) -> str:
+    """Why a finetune.py checkpoint cannot be exported, and what can be."""
+    task, merged = config["task"], folder.parent / "merged"
+    if task != "lm":
+        return (f"{folder} is a finetune.py --task {task} checkpoint: a backbone with a {task} head, which has no "
+                "GPT2LMHeadModel or BertForPreTraining form; export a train_gpt.py / train_bert.py checkpoint "
+                "(its base, for instance) or a merged --task lm fine-tune")
+    if config.get("base") is None:  # merged, but adapters or prefixes cannot fold into GPT's weights
+        method = config.get("peft", {}).get("method")
+        return (f"{folder} is a fine-tuned GPT with --method {method}, whose extra modules GPT-2 has no place "
+                "for; fine-tune with --method lora or full, and --merge, to export")
+    where = f"export {merged}" if (merged / CONFIG).exists() else \
+        f"run finetune.py again with --merge, which writes the whole model to {merged}, and export that folder"
+    return f"{folder} is a finetune.py checkpoint that holds only the tensors fine-tuning trained; {where}"
+
+
+def output_folder(spec: str, checkpoint: Path, force: bool) -> Path:
+    """OUT, checked: a folder that is not the checkpoint, new or empty unless --force."""
+    out = Path(spec)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"OUT {spec} is a file; pass a folder to write the export to")
+    if out.exists() and out.resolve() == checkpoint.resolve():
+        raise UserError(f"OUT {spec} is the checkpoint itself, whose config.json and model.safetensors the "
+                        "export would overwrite; pick another folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"OUT {spec} exists and is not empty; pick a new folder, or add --force to write into "
+                        "it (only the files this export writes are replaced; nothing is deleted)")
+    return out
+
+
+def export_tokenizer(tokenizer, source: Path, out: Path, model_max_length: int) -> list[str]:
+    """transformers' files for the tokenizer where they give minilm's ids, else a copy of minilm's own
+    (source: the checkpoint's tokenizer/ folder). Prints and returns the names written."""
+    problem = transformers_format_problem(tokenizer)
+    if problem is None:
+        names = write_transformers_tokenizer(tokenizer, out, model_max_length)
+        print(f"  {', '.join(names)}: the {tokenizer.kind} tokenizer, for transformers' "
+              f"{TRANSFORMERS_CLASSES[tokenizer.kind]}")
+        return names
+    names = copy_files(source, out / TOKENIZER_COPY)
+    print(f"  no transformers tokenizer files for the {tokenizer.kind} tokenizer: {problem}")
+    print(f"  {', '.join(names)}: minilm's own {tokenizer.kind} tokenizer, copied so nothing is lost "
+          f"(tokenizer.load_tokenizer(\"{out / TOKENIZER_COPY}\") reads it)")
+    return names
+
+
+def copy_files(source: Path, target: Path) -> list[str]:
+    """Copy every file under source to target, byte for byte; the names written, relative to target's parent."""
+    names = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        relative = Path(target.name) / path.relative_to(source)
+        write_bytes_atomic(target.parent / relative, path.read_bytes())
+        names.append(relative.as_posix())
+    return names
+
+
+def add_special_token_ids(out: Path, tokenizer) -> None:
+    """Give a GPT-2 config.json the tokenizer's <|endoftext|> id (or none) as bos and eos: transformers'
+    GPT2Config defaults both to 50256, an id a small vocabulary does not have."""
+    config = json.loads((out / "config.json").read_text())
+    if config["model_type"] == "gpt2":
+        end_of_text = tokenizer.special_ids.get(GPT2_END_OF_TEXT)
+        config.update(bos_token_id=end_of_text, eos_token_id=end_of_text)
+        write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
+
+
+def print_files_left_alone(names: list[str]) -> None:
+    """With --force, say which files of OUT were there before and are not this export's."""
+    if not names:
+        return
+    print(f"  left as they were (not written by this export): {', '.join(names)}")
+    if "tokenizer.json" in names:
+        print("  note: transformers reads tokenizer.json before any other tokenizer file; delete it unless it "
+              "belongs to this model")
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main))
