@@ -6,6 +6,7 @@
     minilm/training/    + minilm/model, common            minilm/hf/   + minilm/model, common
     minilm/peft/        + minilm/model
     minilm/finetune/    + minilm/{model,training,hf,peft}, tokenizer, common
+    minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
     minilm/__init__.py  the facade: minilm/model, minilm/hf
     data/               + tokenizer, minilm, common
     scripts, bench/, python -m commands (__main__.py, minilm/parity.py, minilm/hf/export.py, which reads
@@ -23,7 +24,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"train_gpt", "train_bert", "finetune", "sample"}
-MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune")
+MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "minilm.viz",
+                "minilm.trace")
+LOOKING_INSIDE = {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "tokenizer", "common"}
 ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "common": set(),
     "tokenizer": {"common"},
@@ -32,6 +35,8 @@ ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "minilm.hf": {"minilm.model", "common"},
     "minilm.peft": {"minilm.model"},
     "minilm.finetune": {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer", "common"},
+    "minilm.viz": LOOKING_INSIDE,  # pictures and the attention page, of any model folder
+    "minilm.trace": LOOKING_INSIDE,  # the shape trace, of any model folder
     "minilm": {"minilm.model", "minilm.hf"},
     "data": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
 }

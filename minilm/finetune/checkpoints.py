@@ -62,13 +62,13 @@ def load_base(folder, alias: str | None = None, check_sha256: str | None = None,
     return Base(backbone.train(), tokenizer, pointer)
 
 
-def base_folder(spec: str) -> Path:
-    """The model folder --base names: a folder, or a run's out_dir (its best/ checkpoint)."""
+def base_folder(spec: str, flag: str = "--base") -> Path:
+    """The model folder --base (or flag) names: a folder, or a run's out_dir (its best/ checkpoint)."""
     folder = Path(spec)
     if (folder / "best" / "config.json").exists() and not (folder / "config.json").exists():
         folder = folder / "best"  # a run's out_dir: use its best checkpoint
     if not (folder / "config.json").exists():
-        raise MissingFileError(f"--base {spec}: not a model folder (no config.json); pass minilm-l6, a "
+        raise MissingFileError(f"{flag} {spec}: not a model folder (no config.json); pass minilm-l6, a "
                                "train_gpt.py / train_bert.py out_dir or checkpoint folder, or a Hugging Face "
                                "folder (for out/gpt-small, run `python train_gpt.py --config small` first: "
                                "about 5 minutes on 2 cores)")
@@ -181,6 +181,23 @@ class FinetuneTrainer(Trainer):
 
     def load_weights(self, state_dict):
         load_trained_weights(self.model, state_dict)
+
+
+# ------------------------------------------------------------------------------ any model, to look inside
+
+def open_model(spec: str, flag: str = "--ckpt", resolve_alias=None, gpt2_tokenizer=None):
+    """(the GPT or Bert at the heart of a model folder, in eval mode, its tokenizer), for looking inside
+    it (the shape trace, the attention page). spec: a train_gpt.py / train_bert.py checkpoint or run
+    out_dir, a finetune.py checkpoint (its backbone, with its PEFT modules), or a Hugging Face GPT-2 /
+    BERT folder. flag names the option in error messages."""
+    folder = base_folder(spec, flag)
+    if "task" in read_config(folder):
+        model, tokenizer, _ = load_finetuned(folder, resolve_alias, gpt2_tokenizer)
+        backbone = getattr(model, "backbone", model)  # a language-model fine-tune is the GPT itself
+    else:
+        base = load_base(folder, gpt2_tokenizer=gpt2_tokenizer)
+        backbone, tokenizer = base.backbone, base.tokenizer
+    return backbone.eval(), tokenizer
 
 
 # ------------------------------------------------------------------------------ fine-tuned checkpoints
