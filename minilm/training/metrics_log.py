@@ -1,7 +1,14 @@
 """The run's metrics: one JSON object per line in metrics.jsonl, and a plot of them as a PNG."""
 
+import itertools
 import json
 from pathlib import Path
+
+
+NOT_PLOTTED = ("step", "ms_per_step", "tokens_per_s", "skipped_steps")
+# Okabe and Ito's colours: told apart with every common colour-vision deficiency.
+OKABE_ITO = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+LEGEND_BELOW = dict(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
 
 
 class MetricsLog:
@@ -23,33 +30,73 @@ class MetricsLog:
         kept = [row for row in self.rows() if row["step"] <= step]
         self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
 
-    def plot(self, png_path) -> None:
-        """Losses in one panel, accuracies (and other metrics in [0, 1]) in another, against the step."""
+    def plot(self, png_path, title: str | None = None) -> None:
+        """The run at a glance: the losses with the learning rate on a second axis, and (when the task
+        reports any) the other metrics, such as accuracies, in a second panel.
+
+        The per-step training loss is one batch with dropout on, so it is noisy and sits above the
+        evaluation's train_loss, which averages eval_iters batches in eval mode (no dropout): the two
+        are drawn apart, a thin line and markers, so the gap is not mistaken for overfitting."""
         import matplotlib
         matplotlib.use("Agg")  # no display needed
         import matplotlib.pyplot as plt
 
-        series = {}  # metric name -> ([steps], [values])
-        for row in self.rows():
-            for name, value in row.items():
-                if name in ("step", "lr", "ms_per_step", "tokens_per_s", "skipped_steps") or not isinstance(value, (int, float)):
-                    continue
-                steps, values = series.setdefault(name, ([], []))
-                steps.append(row["step"])
-                values.append(value)
-        losses = {n: s for n, s in series.items() if "loss" in n}
-        others = {n: s for n, s in series.items() if "loss" not in n and "ppl" not in n}
-        panels = [p for p in (losses, others) if p]
-        if not panels:
+        steps, evals = self._series()
+        if not steps and not evals:
             return
-        fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-        for ax, panel, label in zip(axes[0], panels, ("loss", "metric")):
-            for name, (steps, values) in panel.items():
-                ax.plot(steps, values, label=name, marker="." if len(steps) < 50 else None)
-            ax.set_xlabel("step")
-            ax.set_ylabel(label)
-            ax.grid(alpha=0.3)
-            ax.legend()
+        others = {n: s for n, s in evals.items() if "loss" not in n and "ppl" not in n}
+        fig, axes = plt.subplots(1, 2 if others else 1, figsize=(12 if others else 7, 5.2), squeeze=False)
+        self._plot_losses(axes[0][0], steps, evals)
+        if others:
+            self._plot_metrics(axes[0][1], others)
+        fig.suptitle(title or f"{self.path.parent.name}: training", fontsize=12)
         fig.tight_layout()
-        fig.savefig(png_path, dpi=100)
+        fig.savefig(png_path, dpi=110)
         plt.close(fig)
+
+    def _series(self) -> tuple[dict, dict]:
+        """(per-step series: loss and lr, evaluation series: every metric), each name -> ([steps], [values])."""
+        steps, evals = {}, {}
+        for row in self.rows():
+            target = evals if "loss" not in row and "lr" not in row else steps
+            for name, value in row.items():
+                if name in NOT_PLOTTED or not isinstance(value, (int, float)):
+                    continue
+                xs, ys = target.setdefault(name, ([], []))
+                xs.append(row["step"])
+                ys.append(value)
+        return steps, evals
+
+    @staticmethod
+    def _plot_losses(ax, steps: dict, evals: dict) -> None:
+        colours = itertools.cycle(OKABE_ITO)
+        if "loss" in steps:
+            ax.plot(*steps["loss"], color="#999999", linewidth=1, label="loss of each step's batch (train mode: dropout on, if any)")
+        for name, (xs, ys) in evals.items():
+            if "loss" in name:
+                style = dict(marker="o", linestyle="-") if name.startswith("val") else dict(marker="s", linestyle=":")
+                ax.plot(xs, ys, markersize=4, color=next(colours), label=f"{name} (evaluation)", **style)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (nats per token)")
+        ax.grid(alpha=0.3)
+        if "lr" in steps:
+            lr_axis = ax.twinx()
+            lr_axis.plot(*steps["lr"], color="black", linestyle="--", linewidth=1, label="learning rate")
+            lr_axis.set_ylabel("learning rate")
+            lr_axis.ticklabel_format(axis="y", style="sci", scilimits=(-2, 2))
+            lines, labels = ax.get_legend_handles_labels()
+            more, more_labels = lr_axis.get_legend_handles_labels()
+            ax.legend(lines + more, labels + more_labels, **LEGEND_BELOW)
+        else:
+            ax.legend(**LEGEND_BELOW)
+        ax.set_title("losses and learning rate", fontsize=10)
+
+    @staticmethod
+    def _plot_metrics(ax, others: dict) -> None:
+        for (name, (xs, ys)), colour in zip(others.items(), itertools.cycle(OKABE_ITO)):
+            ax.plot(xs, ys, marker="o", markersize=4, color=colour, label=name)
+        ax.set_xlabel("step")
+        ax.set_ylabel("metric")
+        ax.grid(alpha=0.3)
+        ax.legend(**LEGEND_BELOW)
+        ax.set_title("evaluation metrics", fontsize=10)
