@@ -71,7 +71,8 @@ class MetricsLog:
     def _plot_losses(ax, steps: dict, evals: dict) -> None:
         colours = itertools.cycle(OKABE_ITO)
         if "loss" in steps:
-            ax.plot(*steps["loss"], color="#999999", linewidth=1, label="loss of each step's batch (train mode: dropout on, if any)")
+            ax.plot(*steps["loss"], color="#999999", linewidth=1,
+                    label="loss of each step's batch (train mode: dropout on, if any)")
         for name, (xs, ys) in evals.items():
             if "loss" in name:
                 style = dict(marker="o", linestyle="-") if name.startswith("val") else dict(marker="s", linestyle=":")
