@@ -31,45 +31,11 @@ from minilm.training.checkpoint import load_checkpoint, load_model_weights
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
 from minilm.training.metrics_log import MetricsLog
+from minilm.training.presets import BERT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
 from tokenizer import load_tokenizer
 
-
-# init_std 0.1, not BERT's 0.02 (sized for 768 wide) nor 0.05: at 0.05 the [CLS] state hardly depends on the
-# input (its attention output, an average through two std-0.05 matrices, is ~0.08 of the residual), so the
-# NSP head has nothing to read and NSP stays at chance; see docs/bert_pretraining.md.
-_SMALL_MODEL = dict(BertConfig.PRESETS["small"], block_size=128, dropout=0.0, attn_dropout=0.0, attn_impl="sdpa",
-                    init_std=0.1)
-_SMALL_TRAIN = dict(batch_size=32, lr=2e-3, weight_decay=0.01, beta2=0.99, eval_iters=20,
-                    metric="val_nsp_acc", metric_goal="max")
-PRESETS = {
-    # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens (see docs/bert_pretraining.md).
-    "small": {
-        "model": _SMALL_MODEL,
-        "train": dict(_SMALL_TRAIN, out_dir="out/bert-small", max_iters=2400, warmup_iters=100,
-                      eval_interval=250, log_interval=50),
-        "data": dict(max_seq_len=128),
-    },
-    # The same model, BERT's two phases: 2,500 steps on pairs of 64 tokens (cheap steps; NSP leaves chance
-    # sooner), then pairs of 256 (twice the NSP evidence of 128) to step 7,800; bf16 autocast, ~15% faster
-    # on this CPU (AVX512-BF16); the written-out attention, as fast as sdpa at 256 tokens and faster at 64.
-    # About 27 minutes on 2 cores; see docs/bert_pretraining.md. Evaluated on 50 batches (1,600 pairs of
-    # 256 tokens) for a steadier NSP figure.
-    "long": {
-        "model": dict(_SMALL_MODEL, block_size=256, attn_impl="manual"),
-        "train": dict(_SMALL_TRAIN, out_dir="out/bert-long", max_iters=7800, warmup_iters=200,
-                      eval_interval=500, eval_iters=50, log_interval=100, dtype="bfloat16"),
-        "data": dict(max_seq_len=256, phase1_iters=2500, phase1_seq_len=64, phase1_batch_size=64),
-    },
-    # BERT-base with the real uncased vocabulary, 128-token pairs: a GPU run.
-    "bert-base": {
-        "model": dict(BertConfig.PRESETS["bert-base"]),
-        "train": dict(out_dir="out/bert-base", max_iters=20000, batch_size=128, lr=1e-4, warmup_iters=1000,
-                      eval_interval=1000, weight_decay=0.01, metric="val_nsp_acc", metric_goal="max"),
-        "data": dict(tokenizer="bert-base-uncased", max_seq_len=128),
-    },
-}
 
 # What --resume lets a data flag change: the text (it says so), the pairs' lengths, masking and phases.
 DATA_MAY_CHANGE_ON_RESUME = {"data", "val_fraction", "max_seq_len", "short_seq_prob", "mlm_prob", "nsp_weight",

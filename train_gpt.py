@@ -25,6 +25,7 @@ from minilm.training import resume
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
 from minilm.training.lm_task import LanguageModelTask
+from minilm.training.presets import GPT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
 from tokenizer import load_tokenizer
@@ -53,31 +54,6 @@ class DataConfig:
 
 # What --resume lets a data flag change: the text (it says so) and what is printed at the end.
 DATA_MAY_CHANGE_ON_RESUME = {"data", "val_fraction", "num_samples", "sample_tokens", "special_tokens"}
-
-# Each preset sets model, training and data fields; any flag overrides them.
-PRESETS = {
-    # CPU-sized and character-level: about 5 minutes on 2 cores, data preparation included.
-    "small": {
-        "model": dict(GPTConfig.PRESETS["small"], block_size=128),
-        "train": dict(out_dir="out/gpt-small", max_iters=2000, batch_size=16, lr=2e-3, warmup_iters=100,
-                      eval_interval=500, eval_iters=20, log_interval=100, weight_decay=0.1, beta2=0.99),
-    },
-    # nanoGPT's published CPU settings, for comparing figures on tinyshakespeare (--data). nanoGPT drops
-    # the biases (--bias false here); with them the validation loss came out lower (see README, Figures).
-    "baby": {
-        "model": dict(vocab_size=96, block_size=64, n_layer=4, n_head=4, n_embd=128, dropout=0.0),
-        "train": dict(out_dir="out/gpt-baby", max_iters=2000, batch_size=12, lr=1e-3, min_lr=1e-4,
-                      warmup_iters=100, lr_decay_iters=2000, eval_interval=250, eval_iters=20, log_interval=100),
-    },
-    # GPT-2 124M with the real GPT-2 vocabulary: a GPU run.
-    "gpt2": {
-        "model": dict(GPTConfig.PRESETS["gpt2"]),
-        "train": dict(out_dir="out/gpt2", max_iters=5000, batch_size=16, grad_accum_steps=4, lr=6e-4,
-                      warmup_iters=200, eval_interval=500, weight_decay=0.1, beta2=0.95),
-        "data": dict(tokenizer="gpt2"),
-    },
-}
-
 
 def print_samples(model: GPT, tokenizer, data_cfg: DataConfig, device: str) -> None:
     model.eval()
