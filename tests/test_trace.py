@@ -1,0 +1,211 @@
+"""The shape trace (minilm/trace/): one forward pass, each named step in the order the code runs, with its
+shape and the line of minilm/model/ that produced it; and the model left exactly as it was."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from common.errors import run_command
+from finetune_fixtures import VOCAB, save_gpt_base, tiny_bert
+from minilm import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig, save_pretrained
+from minilm.trace.__main__ import main
+from minilm.trace.recorder import ShapeTrace
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+# The line that makes each kind of step contains this text (the torch function's spelling in the code).
+OP_TEXT = {"add": "+", "transpose": "transpose", "div": "/", "softmax": "softmax", "matmul": "@",
+           "reshape": "reshape", "tanh": "tanh", "cross_entropy": "cross_entropy"}
+BLOCK_ORDER = ["q (q_proj)", "q by head", "k (k_proj)", "v (v_proj)", "scores q·kᵀ/√head_dim", "probs (softmax)",
+               "probs @ v", "heads side by side", "attention out (out_proj)", "x + attention", "MLP in (fc_in)",
+               "GELU", "MLP out (fc_out)", "x + MLP", "block output"]
+
+
+def tiny_gpt(attn_impl: str = "manual") -> GPT:
+    torch.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16, attn_impl=attn_impl)).eval()
+
+
+def tiny_pretraining_bert() -> BertForPreTraining:
+    torch.manual_seed(0)
+    return BertForPreTraining(BertConfig(vocab_size=30, block_size=16, n_layer=2, n_head=2, n_embd=16,
+                                         n_inner=24)).eval()
+
+
+IDS = torch.tensor([[3, 1, 4, 1, 5, 9, 2, 6]])  # (B, T) = (1, 8)
+LABELS = torch.tensor([[-100, -100, -100, 7, -100, -100, -100, -100]])  # one masked position
+
+
+def trace(model, **forward_kwargs) -> ShapeTrace:
+    with torch.no_grad(), ShapeTrace(model) as recorded:
+        model(IDS, **forward_kwargs)
+    return recorded
+
+
+@pytest.fixture(scope="module")
+def gpt_trace():
+    return trace(tiny_gpt(), targets=IDS)
+
+
+@pytest.fixture(scope="module")
+def bert_trace():
+    return trace(tiny_pretraining_bert(), mlm_labels=LABELS)
+
+
+def names(recorded: ShapeTrace, layer=None) -> list[str]:
+    return [step.name for step in recorded.steps if layer is None or step.layer == layer]
+
+
+def expected_shape(dims: str, config) -> tuple[int, ...]:
+    B, T = IDS.shape
+    sizes = {"B": B, "T": T, "T_k": T, "N": 1, "C": config.n_embd, "n_head": config.n_head,
+             "head_dim": config.head_dim, "mlp_width": config.mlp_width, "vocab_size": config.vocab_size}
+    return tuple(int(d) if d.isdigit() else sizes[d] for d in dims.split(", ")) if dims else ()
+
+
+# ------------------------------------------------------------------------------------- the recording
+
+def test_gpt_steps_come_in_the_order_the_code_runs(gpt_trace):
+    order = names(gpt_trace)
+    assert order[:3] == ["token embedding", "position embedding", "token + position"]
+    assert order[-3:] == ["final LayerNorm (ln_f)", "logits (lm_head)", "loss (next token)"]
+    assert [s.layer for s in gpt_trace.steps if s.layer is not None] == sorted(s.layer for s in gpt_trace.steps
+                                                                              if s.layer is not None)
+    in_block = names(gpt_trace, layer=1)
+    assert in_block[0] == "ln_attn (LayerNorm)"  # pre-LN: normalise, then attend
+    assert [name for name in in_block if name in BLOCK_ORDER] == BLOCK_ORDER
+
+
+def test_bert_post_ln_normalises_after_each_residual_sum(bert_trace):
+    in_block = names(bert_trace, layer=0)
+    assert in_block.index("x + attention") + 1 == in_block.index("ln_attn (LayerNorm)")
+    assert in_block.index("x + MLP") + 1 == in_block.index("ln_mlp (LayerNorm)")
+    assert names(bert_trace)[-1] == "loss (masked LM)"
+
+
+def test_recorded_shapes_are_right_for_a_tiny_gpt(gpt_trace):
+    config = tiny_gpt().config
+    for step in gpt_trace.steps:
+        assert step.shape == expected_shape(step.dims, config), step.name
+    shapes = {step.name: step.shape for step in gpt_trace.steps}
+    assert shapes["q (q_proj)"] == (1, 8, 16)  # (B, T, C): the Linear's output
+    assert shapes["q by head"] == (1, 2, 8, 8)  # (B, n_head, T, head_dim)
+    assert shapes["scores q·kᵀ/√head_dim"] == (1, 2, 8, 8)  # (B, n_head, T, T_k)
+
+
+def test_recorded_shapes_are_right_for_a_tiny_bert(bert_trace):
+    config = tiny_pretraining_bert().config
+    for step in bert_trace.steps:
+        assert step.shape == expected_shape(step.dims, config), step.name
+    shapes = {step.name: step.shape for step in bert_trace.steps}
+    assert shapes["MLP in (fc_in)"] == (1, 8, 24)  # (B, T, n_inner)
+    assert shapes["MLM logits (decoder)"] == (1, 30)  # (N masked positions, vocab_size)
+
+
+@pytest.mark.parametrize("model", [tiny_gpt(), tiny_bert()], ids=["gpt", "bert"])
+def test_recorded_probs_equal_attention_maps(model):
+    recorded = trace(model)
+    probs = [step.value for step in recorded.steps if step.name == "probs (softmax)"]
+    maps = model.attention_maps(IDS)
+    assert len(probs) == len(maps) == model.config.n_layer
+    for recorded_probs, attention_map in zip(probs, maps):
+        torch.testing.assert_close(recorded_probs, attention_map, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("which", ["gpt", "bert"])
+def test_each_where_names_a_model_line_that_makes_the_step(which, gpt_trace, bert_trace):
+    for step in (gpt_trace if which == "gpt" else bert_trace).steps:
+        path, line = step.where.split(":")
+        assert path.startswith("minilm/model/"), step
+        text = (REPO / path).read_text().splitlines()[int(line) - 1]
+        attribute = step.made_by.split(".")[-1]
+        wanted = OP_TEXT.get(step.made_by) or ("block" if attribute.isdigit() else attribute)
+        assert wanted in text, f"{step.name}: {step.where} is {text.strip()!r}, which does not mention {wanted!r}"
+
+
+def test_after_the_trace_the_model_has_no_hooks_and_the_same_outputs():
+    model = tiny_gpt(attn_impl="sdpa")
+    with torch.no_grad():
+        before, _ = model(IDS)
+    recorded = trace(model)
+    assert "sdpa" in " ".join(recorded.notes)  # the trace ran the written-out attention, and says so
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert all(block.attn.attn_impl == "sdpa" for block in model.blocks)
+    assert not torch.overrides._is_torch_function_mode_enabled()
+    with torch.no_grad():
+        after, _ = model(IDS)
+    torch.testing.assert_close(after, before, rtol=0, atol=0)
+
+
+# ------------------------------------------------------------------------------------- the command
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("trace")
+    save_gpt_base(root / "gpt")
+    save_pretrained(tiny_bert(), root / "hf_bert")
+    (root / "hf_bert" / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+    (root / "empty").mkdir()
+    return root
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    status = run_command(main, [str(arg) for arg in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.mark.parametrize("argv", [["gpt", "--config", "small"], ["bert", "--config", "small"]], ids=["gpt", "bert"])
+def test_the_command_prints_a_table_for_a_fresh_preset(argv, capsys):
+    status, out, _ = run(argv, capsys)
+    assert status == 0
+    assert "probs (softmax)" in out and "minilm/model/attention.py:" in out and "loss (" in out
+    assert "... blocks 1-" in out or "... block 1:" in out  # --layers 1: the rest shown by their outputs
+
+
+@pytest.mark.parametrize("folder", ["gpt", "hf_bert"], ids=["minilm checkpoint", "hugging face folder"])
+def test_the_command_prints_a_table_for_a_folder(folder, folders, capsys):
+    status, out, _ = run([folders / folder, "--layers", "2"], capsys)
+    assert status == 0
+    assert "block 1\n" in out and out.count("probs (softmax)") == 2
+
+
+def test_a_text_longer_than_block_size_is_cut_and_the_trace_says_so(folders, capsys):
+    status, out, _ = run([folders / "gpt", "--text", "the film was good. " * 5], capsys)  # 95 characters
+    assert status == 0
+    assert "longer than block_size 64: cut to its first 64" in out and "(1, 64, 32)" in out
+
+
+def test_json_holds_every_step_of_every_block(folders, capsys):
+    status, out, _ = run([folders / "gpt", "--json", "--layers", "0"], capsys)
+    record = json.loads(out)
+    assert status == 0
+    assert {step["layer"] for step in record["steps"]} == {None, 0, 1}
+    assert record["dims"]["T"] == len(record["tokens"])
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["llama"], "llama: no such model or folder"),
+    (["{root}/empty"], "not a model folder"),
+    (["gpt", "--config", "huge"], "--config huge: not a GPTConfig preset"),
+    (["{root}/gpt", "--config", "small"], "--config picks the preset of a fresh gpt or bert"),
+    (["gpt", "--text", ""], "--text is empty"),
+    (["{root}/gpt", "--text", "Zebra"], "--text: character 'Z'"),
+    (["gpt", "--layers", "5"], "--layers 5: this model has 4 blocks"),
+    (["gpt", "--layers", "-1"], "--layers must be 0 or more"),
+], ids=["unknown model", "folder without config", "unknown preset", "config with a folder", "empty text",
+        "text outside the vocabulary", "layers above n_layer", "negative layers"])
+def test_a_bad_input_is_one_error_line_with_status_2(argv, message, folders, capsys):
+    status, out, err = run([arg.replace("{root}", str(folders)) for arg in argv], capsys)
+    assert status == 2 and err.startswith("error: ") and message in err, err
+
+
+def test_the_command_as_a_process_answers_a_bad_input_without_a_traceback():
+    done = subprocess.run([sys.executable, "-m", "minilm.trace", "gpt", "--layers", "99"], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
