@@ -2,6 +2,7 @@
 
     python -m minilm.viz attention --ckpt DIR --text "..." [--text-b "..."] [--layer L] [--head H|all]
                                    [-o attention.html]
+    python -m minilm.viz figures [--out docs/img] [--gpt DIR]     every picture of docs/img (docs_figures.py)
 
 A command, not part of the library: it may use data/ (the asset cache for the standard GPT-2 vocabulary
 and for a fine-tuned checkpoint's base named by an alias); minilm/viz/attention_page.py does the work.
@@ -16,6 +17,7 @@ from data.assets import BASE_MODELS, base_model_folder
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import open_model
 
+from . import docs_figures
 from .attention_page import attention_page_data, render_page
 
 
@@ -76,10 +78,14 @@ def build_parser() -> argparse.ArgumentParser:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     add_attention_parser(commands)
+    commands.add_parser("figures", help="draw every picture of docs/img again (docs_figures.py; figures --help)")
     return parser
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["figures"]:  # its own parser (docs_figures.main) reads the rest, --help included
+        return docs_figures.main(argv[1:])
     args = build_parser().parse_args(argv)
     args.run(args)
 

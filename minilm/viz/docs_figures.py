@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from common.errors import ConfigError
 from data.assets import base_model_folder, cache_dir
 from data.shakespeare import shakespeare_splits
 from data.tokenizers import named_tokenizer
@@ -120,8 +121,13 @@ def train_small_gpt(run: Path, steps: int) -> Path:
     return run
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # `error: <message>`, exit 2, through run_command
+        raise ConfigError(message)
+
+
 def main(argv) -> None:
-    parser = argparse.ArgumentParser(prog="python -m minilm.viz figures", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m minilm.viz figures", description=__doc__.split("\n")[0])
     parser.add_argument("--out", default=str(REPO / "docs" / "img"), help="where the pictures go (docs/img)")
     parser.add_argument("--gpt", default=None, help="a train_gpt.py --config small out_dir to draw "
                                                     "(default: train one)")
