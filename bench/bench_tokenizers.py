@@ -4,7 +4,10 @@ The text is Shakespeare's 38 plays (the .md files under fetch("shakespeare-plays
 Each play is encoded as one string, by each tokenizer in turn, repetitions interleaved; the median MB/s
 (UTF-8 bytes per second) is reported, with the ratio minilm / reference (above 1.0: minilm is faster).
 Every contender is single-threaded. minilm's tokenizers cache per word, so the first pass ("cold",
-a fresh tokenizer) and later ones ("warm") are reported apart. Also timed: training a 4,096-piece BPE
+a fresh tokenizer) and later ones ("warm") are reported apart. Then "a 1 MB word": 1,000,000 random
+base64 letters with no space, digit or symbol, so one pre-tokenised piece (what base64 blobs, DNA or
+minified code look like), encoded by a fresh minilm GPT-2 and by tiktoken: the merge loop on one long
+piece, where a quadratic algorithm would take most of an hour. Also timed: training a 4,096-piece BPE
 and WordPiece vocabulary on the whole text.
 
     python -m bench.bench_tokenizers             # from the repo root; about a minute on 2 cores
@@ -13,7 +16,9 @@ and WordPiece vocabulary on the whole text.
 
 import argparse
 import os
+import random
 import statistics
+import string
 import tempfile
 import time
 
@@ -67,6 +72,30 @@ def build_contenders(folder: str):
     }
 
 
+def one_long_word(size: int = 1_000_000) -> str:
+    """``size`` random base64 letters (A-Z, a-z: a digit, "+" or "/" would start a new pre-tokenised piece)."""
+    return "".join(random.Random(0).choices(string.ascii_letters, k=size))
+
+
+def time_long_word(encoders, repeats: int) -> None:
+    """Seconds to encode one_long_word() with a fresh minilm GPT-2 (empty cache) and with tiktoken."""
+    word = one_long_word()
+    seconds = {}
+    for name in ("minilm", "tiktoken"):
+        times = []
+        for _ in range(repeats):
+            encode = encoders[name]()
+            start = time.perf_counter()
+            encode(word)
+            times.append(time.perf_counter() - start)
+        seconds[name] = statistics.median(times)
+    megabytes = len(word.encode("utf-8")) / 1e6
+    print(f"\na {megabytes:.0f} MB word (random base64 letters, one pre-tokenised piece): encode (median of {repeats})")
+    for name, s in seconds.items():
+        ratio = "" if name == "minilm" else f"   minilm/{name}: {s / seconds['minilm']:.3f}"
+        print(f"  {name:14s} {s:7.3f} s   {megabytes / s:6.2f} MB/s{ratio}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=3)
@@ -89,6 +118,7 @@ def main() -> None:
                 c, w = statistics.median(cold[name]), statistics.median(warm[name])
                 ratio = "" if name == "minilm" else f"   minilm/{name}: cold {minilm_cold / c:.2f}, warm {minilm_warm / w:.2f}"
                 print(f"  {name:14s} cold {c:6.2f}   warm {w:6.2f}{ratio}")
+        time_long_word(contenders["bpe"], args.repeats)
     text = "".join(plays)
     for name, train in [("BPE", lambda: BPETokenizer.train(text, 4096)),
                         ("WordPiece", lambda: WordPieceTokenizer.train(text, 4096))]:

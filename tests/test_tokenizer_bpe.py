@@ -1,7 +1,12 @@
 """Byte-level BPE: GPT-2 parity with tiktoken (built offline from the same ranks file), round trips,
-special tokens, the merge list recovered from the ranks, training, save/load and corrupt files."""
+special tokens, the merge list recovered from the ranks, training, save/load and corrupt files, and long
+single words (one pre-tokenised piece of many KB): equal to tiktoken, near-linear to encode and train on."""
 
 import json
+import random
+import string
+import time
+import warnings
 
 import pytest
 import tiktoken
@@ -11,7 +16,7 @@ from hypothesis import strategies as st
 from test_tokenizer_corpus import varied_documents
 
 from data.assets import fetch
-from tokenizer import BPETokenizer, TokenizerFileError, load_tokenizer
+from tokenizer import BPETokenizer, TokenizerFileError, WordPieceTokenizer, load_tokenizer
 from tokenizer.byte_level import GPT2_PATTERN, bytes_to_unicode
 
 EOT = "<|endoftext|>"
@@ -122,7 +127,8 @@ def test_training_reproduces_hand_checked_merges():
 
 def test_training_never_merges_across_pieces():
     # pieces "a", " b", " a", " b": pairs (" ", "b") x2 and (" ", "a") x1; "a b" is never a pair
-    tok = BPETokenizer.train("a b a b", vocab_size=300, special_tokens=())
+    with pytest.warns(UserWarning, match="stopped at 258 ids, asked for 300"):
+        tok = BPETokenizer.train("a b a b", vocab_size=300, special_tokens=())
     assert [tok.id_to_bytes[new] for _, _, new in tok.merges] == [b" b", b" a"]
 
 
@@ -141,7 +147,8 @@ def test_trained_vocabulary_has_requested_size_and_special_last():
 
 
 def test_special_tokens_are_not_learned_from_training_text():
-    tok = BPETokenizer.train(f"x{EOT}" * 50, vocab_size=300, special_tokens=(EOT,))
+    with pytest.warns(UserWarning, match="stopped at 257 ids"):  # the bytes and EOT: "x" has no pair to merge
+        tok = BPETokenizer.train(f"x{EOT}" * 50, vocab_size=300, special_tokens=(EOT,))
     assert all(b"<|" not in tok.id_to_bytes[new] for _, _, new in tok.merges)
 
 
@@ -170,8 +177,11 @@ def test_gpt2_files_load_back_to_same_tokenizer(gpt2, tmp_path):
     assert again.special_ids == gpt2.special_ids
 
 
+# "hello hello world" allows 10 merges: the 256 bytes, 10 merges and <|endoftext|> are 267 ids
+
+
 def test_corrupt_merges_file_gives_clear_error(tmp_path):
-    BPETokenizer.train("hello hello world", vocab_size=270).save(tmp_path)
+    BPETokenizer.train("hello hello world", vocab_size=267).save(tmp_path)
     with open(tmp_path / "merges.txt", "a") as f:
         f.write("Ġhe nonsense\n")
     with pytest.raises(TokenizerFileError, match="merges.txt, line"):
@@ -179,14 +189,14 @@ def test_corrupt_merges_file_gives_clear_error(tmp_path):
 
 
 def test_corrupt_vocab_file_gives_clear_error(tmp_path):
-    BPETokenizer.train("hello hello world", vocab_size=270).save(tmp_path)
+    BPETokenizer.train("hello hello world", vocab_size=267).save(tmp_path)
     (tmp_path / "vocab.json").write_text('{"a": 0,')
     with pytest.raises(TokenizerFileError, match="not valid JSON"):
         load_tokenizer(tmp_path)
 
 
 def test_vocab_with_missing_byte_gives_clear_error(tmp_path):
-    BPETokenizer.train("hello hello world", vocab_size=270).save(tmp_path)
+    BPETokenizer.train("hello hello world", vocab_size=267).save(tmp_path)
     vocab = json.loads((tmp_path / "vocab.json").read_text())
     del vocab["a"]
     (tmp_path / "vocab.json").write_text(json.dumps(vocab))
@@ -203,3 +213,91 @@ def test_corrupt_ranks_file_gives_clear_error(tmp_path):
 def test_vocab_size_too_small_for_training_is_rejected():
     with pytest.raises(ValueError, match="too small"):
         BPETokenizer.train("abc", vocab_size=100)
+
+
+def test_training_past_what_the_text_allows_warns_with_the_size_reached():
+    # "aaaa" (one piece): (a, a) -> "aa", (aa, aa) -> "aaaa", then it is one token and no pair is left
+    with pytest.warns(UserWarning, match=r"BPE training stopped at 259 ids, asked for 300: .*no pair is left"):
+        tok = BPETokenizer.train("aaaa", vocab_size=300)
+    assert tok.vocab_size == 259 and tok.special_ids == {EOT: 258}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # asking for exactly what the text allows is no reason to warn
+        BPETokenizer.train("aaaa", vocab_size=259)
+
+
+def test_wordpiece_training_past_what_the_text_allows_warns_with_the_size_reached():
+    # WordPiece shares learn_merges' stopping rule: "ab ab ab abc abc c" allows 2 merges, 5 + 6 + 2 = 13 ids
+    with pytest.warns(UserWarning, match=r"WordPiece training stopped at 13 ids, asked for 20: .*no pair is left"):
+        tok = WordPieceTokenizer.train("ab ab ab abc abc c", vocab_size=20)
+    assert tok.vocab_size == 13
+
+
+# ---- long words: one pre-tokenised piece of many KB (base64, DNA, minified code) ---------------------
+
+def base64_letters(size: int, seed: int = 0) -> str:
+    """``size`` random base64 letters: A-Z and a-z only (a digit, "+" or "/" would start a new piece)."""
+    return "".join(random.Random(seed).choices(string.ascii_letters, k=size))
+
+
+def long_words(size: int) -> dict[str, str]:
+    """Single pre-tokenised pieces of ``size`` characters, each a different shape for the merge loop."""
+    rng = random.Random(0)
+    latin1_letters = [b for b in range(0xC0, 0x100) if b not in (0xD7, 0xF7)]  # À..ÿ without × and ÷
+    return {
+        "base64 letters": base64_letters(size),
+        "random bytes as Latin-1 letters": bytes(rng.choices(latin1_letters, k=size)).decode("latin-1"),
+        "DNA": "".join(rng.choices("ACGT", k=size)),
+        "one repeated letter": "a" * size,
+        "a repeated syllable": "ab" * (size // 2) + "a",
+        "digits": "".join(rng.choices(string.digits, k=size)),
+        "symbols": "".join(rng.choices("=-+*/<>{}[]();:.,!?", k=size)),
+        "Chinese characters": "".join(chr(rng.randrange(0x4E00, 0x9FA0)) for _ in range(size)),
+        "spaces": " " * size,
+    }
+
+
+@pytest.mark.parametrize("kind", list(long_words(1)))
+def test_a_long_single_word_encodes_exactly_as_tiktoken(gpt2, reference, kind):
+    word = long_words(4000)[kind]
+    assert gpt2.regex.findall(word) == [word]  # really one piece, so the merge loop sees all of it
+    assert gpt2.encode(word) == reference.encode_ordinary(word)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.text(alphabet="aAbé", min_size=100, max_size=3000))
+def test_a_long_word_of_few_letters_encodes_exactly_as_tiktoken(gpt2, reference, word):
+    # few distinct letters: many equal pairs, overlapping ones ("aaa") and ties broken by position
+    assert gpt2.encode(word) == reference.encode_ordinary(word)
+
+
+def best_of_3(run, before=lambda: None) -> float:
+    """The fastest of three timed calls of ``run()`` (``before()`` runs untimed ahead of each)."""
+    times = []
+    for _ in range(3):
+        before()
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def test_encoding_a_long_word_is_near_linear_in_its_length(gpt2):
+    # 10x the length: ~10x the time for O(n log n), ~100x for rescanning all pairs after every merge
+    short, long = base64_letters(20_000), base64_letters(200_000)
+    ratio = (best_of_3(lambda: gpt2.encode(long), before=gpt2.cache.clear)
+             / best_of_3(lambda: gpt2.encode(short), before=gpt2.cache.clear))
+    assert ratio < 20, f"a 10x longer word took {ratio:.1f}x as long to encode"
+
+
+@pytest.mark.filterwarnings("ignore:BPE training stopped")  # asked for more than the word allows, on purpose
+def test_training_on_a_long_word_is_near_linear_in_its_length():
+    # Training until the word is a single token: its n - 1 symbol merges are spread over up to n - 1 steps.
+    # Visiting only the merged pair's occurrences makes that O(n log n); rewriting the word at every step
+    # made it O(n * steps), ~100x the time for 10x the length.
+    def train_to_the_end(word):  # n - 1 merges at most: asking for 256 + n ids is asking for more than enough
+        return BPETokenizer.train(word, vocab_size=256 + len(word), special_tokens=())
+
+    short, long = base64_letters(2_000), base64_letters(20_000)
+    assert len(train_to_the_end(short).encode(short)) == 1
+    ratio = best_of_3(lambda: train_to_the_end(long)) / best_of_3(lambda: train_to_the_end(short))
+    assert ratio < 20, f"a 10x longer word took {ratio:.1f}x as long to train on"

@@ -9,6 +9,7 @@ WordPieceTrainer builds its vocabulary too (a BPE trainer with a continuing-subw
 original WordPiece picked merges by likelihood gain instead; the encoder (wordpiece.py) is the same for both.
 """
 
+import warnings
 from collections import Counter
 
 from common.errors import ConfigError
@@ -40,10 +41,18 @@ def train_wordpiece(words: list[str], vocab_size: int, special_tokens: list[str]
     pieces = list(symbols)
     vocab = list(special_tokens) + symbols
     seen = set(vocab)
-    for left, right in learn_merges(spelled, n_merges + n_merges // 10 + 10, first_new_id=len(symbols)):
+    n_tried = n_merges + n_merges // 10 + 10
+    merged = learn_merges(spelled, n_tried, first_new_id=len(symbols))
+    for left, right in merged:
         piece = pieces[left] + pieces[right][len(PREFIX):]  # the right part is always a "##" continuation
         pieces.append(piece)
         if piece not in seen and len(vocab) < vocab_size:
             seen.add(piece)
             vocab.append(piece)
+    if len(vocab) < vocab_size:
+        why = (f"after {len(merged)} merges every one of the {len(spelled)} distinct words is a single piece, so no "
+               "pair is left to merge" if len(merged) < n_tried else
+               f"{n_tried} merges gave only {len(vocab) - len(special_tokens) - len(symbols)} distinct new pieces")
+        warnings.warn(f"WordPiece training stopped at {len(vocab)} ids, asked for {vocab_size}: {why}; the "
+                      "vocabulary is smaller than asked", stacklevel=3)
     return vocab
