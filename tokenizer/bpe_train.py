@@ -25,6 +25,8 @@ from collections import Counter, defaultdict
 
 import regex
 
+from common.errors import ConfigError
+
 from .byte_level import compile_pattern, replace_lone_surrogates
 
 Pair = tuple[int, int]
@@ -150,8 +152,8 @@ def train_bpe(text: str, vocab_size: int, special_tokens: list[str], pattern: st
     Returns (byte_ids, merges as (left, right, merged) ids, special_tokens as string -> id)."""
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
-        raise ValueError(f"vocab_size={vocab_size} is too small: the 256 bytes and {len(special_tokens)} special "
-                         f"tokens alone need {256 + len(special_tokens)}")
+        raise ConfigError(f"vocab_size={vocab_size} is too small: the 256 bytes and {len(special_tokens)} special "
+                          f"tokens alone need {256 + len(special_tokens)}")
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special_tokens {special_tokens} has repeats")
     word_counts = count_words(text, special_tokens, pattern)
