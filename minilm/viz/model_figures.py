@@ -68,33 +68,28 @@ def _heatmap(ax, weights: torch.Tensor, tokens: list[str], title: str) -> None:
 def plot_heads_of_layer(path, maps: list[torch.Tensor], tokens: list[str], layer: int, title: str) -> None:
     """Every head of one layer: maps as attention_maps returns them, n_layer x (1, n_head, T, T)."""
     heads = maps[layer][0]  # (n_head, T, T)
-    columns = min(4, len(heads))
-    rows = -(-len(heads) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.4 * columns + 1, 3.4 * rows + 0.6), squeeze=False,
-                             layout="constrained")
-    for h, ax in enumerate(axes.flat):
-        if h < len(heads):
-            _heatmap(ax, heads[h], tokens, f"layer {layer}, head {h}")
-        else:
-            ax.axis("off")
-    fig.suptitle(f"{title}: rows attend to columns (each row sums to 1)", fontsize=12)
-    _colorbar(fig, axes)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    panels = [(heads[h], f"layer {layer}, head {h}") for h in range(len(heads))]
+    _heatmap_grid(path, panels, tokens, 4, f"{title}: rows attend to columns (each row sums to 1)")
 
 
 def plot_head_through_layers(path, maps: list[torch.Tensor], tokens: list[str], head: int, title: str) -> None:
     """One head, followed through every layer."""
-    columns = min(3, len(maps))
-    rows = -(-len(maps) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.6 * columns + 1, 3.6 * rows + 0.6), squeeze=False,
+    panels = [(maps[layer][0, head], f"layer {layer}, head {head}") for layer in range(len(maps))]
+    _heatmap_grid(path, panels, tokens, 3, f"{title}: head {head} through the layers")
+
+
+def _heatmap_grid(path, panels: list[tuple[torch.Tensor, str]], tokens: list[str], columns: int, title: str) -> None:
+    columns = min(columns, len(panels))
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.5 * columns + 1, 3.5 * rows + 0.6), squeeze=False,
                              layout="constrained")
-    for layer, ax in enumerate(axes.flat):
-        if layer < len(maps):
-            _heatmap(ax, maps[layer][0, head], tokens, f"layer {layer}, head {head}")
+    for i, ax in enumerate(axes.flat):
+        if i < len(panels):
+            weights, panel_title = panels[i]
+            _heatmap(ax, weights, tokens, panel_title)
         else:
             ax.axis("off")
-    fig.suptitle(f"{title}: head {head} through the layers", fontsize=12)
+    fig.suptitle(title, fontsize=12)
     _colorbar(fig, axes)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -129,7 +124,8 @@ def plot_lora(path, d: int = 12, r: int = 2, alpha: float = 4.0, seed: int = 0) 
     A = torch.randn(r, d, generator=g) / d ** 0.5  # (r, d_in)
     delta = (alpha / r) * B @ A  # (d_out, d_in)
     rank = int(torch.linalg.matrix_rank(delta))
-    panels = [("W (frozen)", W), ("B", B), ("A", A), (f"ΔW = (α/r)·B·A\nrank {rank}", delta), ("W + ΔW (merged)", W + delta)]
+    panels = [("W (frozen)", W), ("B", B), ("A", A), (f"ΔW = (α/r)·B·A\nrank {rank}", delta),
+              ("W + ΔW (merged)", W + delta)]
     limit = max(t.abs().max().item() for _, t in panels)
     fig, axes = plt.subplots(1, 5, figsize=(15, 3.8), gridspec_kw={"width_ratios": [d, r + 1, d, d, d]})
     for ax, (name, t) in zip(axes, panels):

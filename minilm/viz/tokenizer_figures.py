@@ -52,14 +52,9 @@ def plot_bpe_steps(path, tokenizer, word: str) -> None:
             x += width + 0.1
         rank = f"merge rank {tokenizer.merge_rank[pair]:,}" if pair else "the word's UTF-8 bytes"
         ax.text(-0.3, y, f"step {row}: {rank}", ha="right", va="center", fontsize=8)
-    ax.set_xlim(-3.2, widest + 0.2)
-    ax.set_ylim(-len(steps) + 0.4, 0.8)
-    ax.axis("off")
-    ax.set_title(f"GPT-2's BPE on {word!r}: the lowest-ranked adjacent pair merges first (orange: the new "
-                 "token)\nĠ is the space before the word, as GPT-2's byte table writes it", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save_rows(fig, ax, path, (-3.2, widest + 0.2), len(steps),
+               f"GPT-2's BPE on {word!r}: the lowest-ranked adjacent pair merges first (orange: the new "
+               "token)\nĠ is the space before the word, as GPT-2's byte table writes it")
 
 
 def wordpiece_steps(tokenizer, word: str) -> list[tuple[int, list[str], str]]:
@@ -95,11 +90,17 @@ def plot_wordpiece(path, tokenizer, word: str, shown_misses: int = 4) -> None:
                 family="monospace")
         ax.add_patch(Rectangle((8.0, y - 0.3), 1.8, 0.6, facecolor=OKABE_ITO[0]))
         ax.text(8.9, y, piece, ha="center", va="center", color="white", fontsize=10, family="monospace")
-    ax.set_xlim(0, 10)
-    ax.set_ylim(-len(steps) + 0.4, 0.8)
+    _save_rows(fig, ax, path, (0, 10), len(steps),
+               f"WordPiece on {word!r}: from each position, the longest piece in the vocabulary "
+               "('##' continues a word)")
+
+
+def _save_rows(fig, ax, path, x_range: tuple[float, float], n_rows: int, title: str) -> None:
+    """A picture of n_rows rows (row r at y = -r), no axes, written to path."""
+    ax.set_xlim(*x_range)
+    ax.set_ylim(-n_rows + 0.4, 0.8)
     ax.axis("off")
-    ax.set_title(f"WordPiece on {word!r}: from each position, the longest piece in the vocabulary "
-                 "('##' continues a word)", fontsize=10)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
