@@ -9,6 +9,7 @@
     minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
     minilm/__init__.py  the facade: minilm/model, minilm/hf
     data/               + tokenizer, minilm, common
+    exercises/          + minilm, tokenizer, common (learning material that compares with the library)
     scripts, bench/, python -m commands (__main__.py, minilm/parity.py, minilm/hf/export.py, which reads
                         checkpoints and tokenizers from inside minilm/hf/): anything but another script
 
@@ -39,6 +40,7 @@ ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "minilm.trace": LOOKING_INSIDE,  # the shape trace, of any model folder
     "minilm": {"minilm.model", "minilm.hf"},
     "data": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
+    "exercises": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
 }
 ENTRY_POINTS = {"script", "bench", "command"}  # may import every library layer, never a script
 MODEL_THIRD_PARTY = {"torch", "numpy"}
@@ -64,7 +66,7 @@ def layer_of(module: str, path: Path | None = None) -> str | None:
     if top == "minilm":
         room = ".".join(module.split(".")[:2])
         return room if room in MINILM_ROOMS else "minilm"
-    return top if top in ("common", "tokenizer", "data") else None
+    return top if top in ("common", "tokenizer", "data", "exercises") else None
 
 
 def imports_of(path: Path, module: str, known: set[str]) -> list[tuple[str, int]]:
