@@ -2,6 +2,7 @@
 
     python train_bert.py --config small                     # CPU, under 8 minutes on 2 cores
     python train_bert.py --config long                      # CPU, about 27 minutes: 64-token pairs, then 256
+    python train_bert.py --config toy                       # CPU, seconds: fill in masked palindrome digits
     python train_bert.py --config small --data my.txt       # blank lines separate documents
     python train_bert.py --config small --tokenizer bert-base-uncased
     python train_bert.py --config small --init_from PATH    # continue from a Hugging Face BERT folder
@@ -33,8 +34,9 @@ from minilm.training.distributed import init_distributed, main_process_first, re
 from minilm.training.metrics_log import MetricsLog
 from minilm.training.presets import BERT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
+from minilm.training.toy_tasks import ToyConfig, make_toy_task
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
-from tokenizer import load_tokenizer
+from tokenizer import WordPieceTokenizer, load_tokenizer
 
 
 # What --resume lets a data flag change: the text (it says so), the pairs' lengths, masking and phases.
@@ -130,17 +132,44 @@ def fill_mask_demo(model: BertForPreTraining, tokenizer, device: str, top_k: int
         print(f"{sentence:48s} -> {guesses}")
 
 
+def train_toy(model_cfg: BertConfig, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
+    """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a WordPiece tokenizer over
+    its fixed vocabulary (the specials and the digits) goes into the checkpoint."""
+    task = make_toy_task(toy_cfg, "BERT")
+    tokenizer = WordPieceTokenizer(task.vocab)
+    if model_cfg.block_size < task.block_size:
+        raise ConfigError(f"--toy_length {toy_cfg.toy_length} needs --block_size {task.block_size} or more")
+    model_cfg.vocab_size = tokenizer.vocab_size
+    seed_everything(train_cfg.seed)
+    model = BertForPreTraining(model_cfg)
+    print(f"toy task {toy_cfg.toy_task}: {toy_cfg.toy_length} digits; model: {model.num_parameters() / 1e6:.2f}M "
+          f"parameters, {model_cfg.n_layer} layers, {model_cfg.n_head} heads, {model_cfg.n_embd} wide")
+    checkpoint_config = {"model_class": "BertForPreTraining", "model": model_cfg.to_dict(), "toy": asdict(toy_cfg)}
+    trainer = Trainer(model, task, train_cfg, checkpoint_config,
+                      write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
+    metrics = trainer.run()
+    if trainer.dist.is_main:
+        print(f"final: val_masked_acc {metrics.get('val_masked_acc', 0):.1%} (masked digits recovered, on "
+              f"{toy_cfg.toy_val_size} held-out palindromes); checkpoints in {train_cfg.out_dir}/best and /ckpt")
+        print("\n".join(task.examples(trainer.model.eval(), trainer.device)))
+    return metrics
+
+
 def main(argv=None):
-    configs = parse_args(PRESETS, {"model": BertConfig, "train": TrainConfig, "data": DataConfig}, argv,
-                         default_preset="small", description=__doc__.split("\n")[0])
-    model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
+    configs = parse_args(PRESETS, {"model": BertConfig, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
+                         argv, default_preset="small", description=__doc__.split("\n")[0])
+    model_cfg, train_cfg, data_cfg, toy_cfg = configs["model"], configs["train"], configs["data"], configs["toy"]
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
     saved, tokenizer = None, None
     if train_cfg.resume:  # the model and the ids the run was built with (minilm/training/resume.py)
         saved = resume.saved_run_config(train_cfg.out_dir, "BertForPreTraining")
         model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)
-        data_cfg = resume.resumed_config(data_cfg, saved["data"], configs["given"], DATA_MAY_CHANGE_ON_RESUME)
+        data_cfg = resume.resumed_config(data_cfg, saved.get("data", {}), configs["given"],
+                                         DATA_MAY_CHANGE_ON_RESUME)
+        toy_cfg = resume.resumed_config(toy_cfg, saved.get("toy", {}), configs["given"], set())
         tokenizer = load_tokenizer(Path(train_cfg.out_dir) / "ckpt" / "tokenizer")
+    if toy_cfg.toy_task is not None:
+        return train_toy(model_cfg, train_cfg, toy_cfg)
     dist, _ = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):  # rank 0 trains the tokenizer and tokenizes first
         tokenizer, samplers, most_frequent_id, corpus_sha256 = prepare_data(data_cfg, tokenizer)

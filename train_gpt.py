@@ -2,6 +2,7 @@
 
     python train_gpt.py --config small                      # CPU, a few minutes, char-level
     python train_gpt.py --config small --data my.txt --max_iters 500
+    python train_gpt.py --config toy                        # CPU, seconds: learn to sort digit strings
     python train_gpt.py --config gpt2 --tokenizer gpt2 --device cuda --dtype bfloat16 --compile
     torchrun --nproc_per_node=2 train_gpt.py --config small    # DDP
     python train_gpt.py --help                              # every flag, with its default
@@ -27,8 +28,9 @@ from minilm.training.distributed import init_distributed, main_process_first, re
 from minilm.training.lm_task import LanguageModelTask
 from minilm.training.presets import GPT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
+from minilm.training.toy_tasks import ToyConfig, make_toy_task
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
-from tokenizer import load_tokenizer
+from tokenizer import CharTokenizer, load_tokenizer
 from tokenizer.bpe import SPECIAL_MODES
 
 
@@ -64,15 +66,42 @@ def print_samples(model: GPT, tokenizer, data_cfg: DataConfig, device: str) -> N
         print(f"--- sample {i + 1} ---\n{tokenizer.decode(out[0].tolist()).strip()}\n")
 
 
+def train_toy(model_cfg: GPTConfig, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
+    """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a CharTokenizer over its
+    alphabet goes into the checkpoint, so sample.py can load it."""
+    task = make_toy_task(toy_cfg, "GPT")
+    tokenizer = CharTokenizer(task.vocab)
+    if model_cfg.block_size < task.block_size:
+        raise ConfigError(f"--toy_length {toy_cfg.toy_length} needs --block_size {task.block_size} or more")
+    model_cfg.vocab_size = tokenizer.vocab_size
+    seed_everything(train_cfg.seed)
+    model = GPT(model_cfg)
+    print(f"toy task {toy_cfg.toy_task}: {toy_cfg.toy_length} digits; model: {model.num_parameters() / 1e6:.2f}M "
+          f"parameters, {model_cfg.n_layer} layers, {model_cfg.n_head} heads, {model_cfg.n_embd} wide")
+    checkpoint_config = {"model_class": "GPT", "model": model_cfg.to_dict(), "toy": asdict(toy_cfg)}
+    trainer = Trainer(model, task, train_cfg, checkpoint_config,
+                      write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
+    metrics = trainer.run()
+    if trainer.dist.is_main:
+        print(f"final: val_exact {metrics.get('val_exact', 0):.1%} (whole answer right, greedy, on "
+              f"{toy_cfg.toy_val_size} held-out strings); checkpoints in {train_cfg.out_dir}/best and /ckpt")
+        print("\n".join(task.examples(trainer.model.eval(), trainer.device)))
+    return metrics
+
+
 def main(argv=None):
-    configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig, "data": DataConfig}, argv,
-                         default_preset="small", description=__doc__.split("\n")[0])
-    model_cfg, train_cfg, data_cfg = configs["model"], configs["train"], configs["data"]
+    configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
+                         argv, default_preset="small", description=__doc__.split("\n")[0])
+    model_cfg, train_cfg, data_cfg, toy_cfg = configs["model"], configs["train"], configs["data"], configs["toy"]
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
     saved = resume.saved_run_config(train_cfg.out_dir, "GPT") if train_cfg.resume else None
     if saved is not None:  # the model and the ids the run was built with (minilm/training/resume.py)
         model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)
-        data_cfg = resume.resumed_config(data_cfg, saved["data"], configs["given"], DATA_MAY_CHANGE_ON_RESUME)
+        data_cfg = resume.resumed_config(data_cfg, saved.get("data", {}), configs["given"],
+                                         DATA_MAY_CHANGE_ON_RESUME)
+        toy_cfg = resume.resumed_config(toy_cfg, saved.get("toy", {}), configs["given"], set())
+    if toy_cfg.toy_task is not None:
+        return train_toy(model_cfg, train_cfg, toy_cfg)
     dist, device = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):
         texts = load_corpus(data_cfg.data, data_cfg.val_fraction, model_cfg.block_size)

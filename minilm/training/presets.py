@@ -28,6 +28,14 @@ GPT_PRESETS = {
                       warmup_iters=200, eval_interval=500, weight_decay=0.1, beta2=0.95),
         "data": dict(tokenizer="gpt2"),
     },
+    # Sorting 6 digits (minilm/training/toy_tasks.py): a check of the whole stack in seconds on a CPU.
+    "toy": {
+        "model": dict(vocab_size=11, block_size=12, n_layer=2, n_head=4, n_embd=64, dropout=0.0),
+        "train": dict(out_dir="out/gpt-toy", max_iters=1000, batch_size=64, lr=3e-3, warmup_iters=50,
+                      eval_interval=250, eval_iters=5, log_interval=100, weight_decay=0.0,
+                      metric="val_exact", metric_goal="max"),
+        "toy": dict(toy_task="sort", toy_length=6),
+    },
 }
 
 
@@ -63,5 +71,14 @@ BERT_PRESETS = {
         "train": dict(out_dir="out/bert-base", max_iters=20000, batch_size=128, lr=1e-4, warmup_iters=1000,
                       eval_interval=1000, weight_decay=0.01, metric="val_nsp_acc", metric_goal="max"),
         "data": dict(tokenizer="bert-base-uncased", max_seq_len=128),
+    },
+    # Masked digits of 12-digit palindromes (minilm/training/toy_tasks.py): needs both directions; seconds on a CPU.
+    "toy": {
+        "model": dict(vocab_size=15, block_size=14, n_layer=2, n_head=4, n_embd=64, n_inner=256, dropout=0.0,
+                      attn_dropout=0.0, init_std=0.1),
+        "train": dict(out_dir="out/bert-toy", max_iters=400, batch_size=64, lr=3e-3, warmup_iters=50,
+                      eval_interval=100, eval_iters=5, log_interval=100, weight_decay=0.0,
+                      metric="val_masked_acc", metric_goal="max"),
+        "toy": dict(toy_task="palindrome", toy_length=12),
     },
 }
