@@ -34,7 +34,7 @@ from minilm.training.distributed import init_distributed, main_process_first, re
 from minilm.training.metrics_log import MetricsLog
 from minilm.training.presets import BERT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
-from minilm.training.toy_tasks import ToyConfig, make_toy_task
+from minilm.training.toy_tasks import ToyConfig, make_toy_task, train_toy_model
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
 from tokenizer import WordPieceTokenizer, load_tokenizer
 
@@ -132,27 +132,11 @@ def fill_mask_demo(model: BertForPreTraining, tokenizer, device: str, top_k: int
         print(f"{sentence:48s} -> {guesses}")
 
 
-def train_toy(model_cfg: BertConfig, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
+def train_toy(model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
     """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a WordPiece tokenizer over
     its fixed vocabulary (the specials and the digits) goes into the checkpoint."""
     task = make_toy_task(toy_cfg, "BERT")
-    tokenizer = WordPieceTokenizer(task.vocab)
-    if model_cfg.block_size < task.block_size:
-        raise ConfigError(f"--toy_length {toy_cfg.toy_length} needs --block_size {task.block_size} or more")
-    model_cfg.vocab_size = tokenizer.vocab_size
-    seed_everything(train_cfg.seed)
-    model = BertForPreTraining(model_cfg)
-    print(f"toy task {toy_cfg.toy_task}: {toy_cfg.toy_length} digits; model: {model.num_parameters() / 1e6:.2f}M "
-          f"parameters, {model_cfg.n_layer} layers, {model_cfg.n_head} heads, {model_cfg.n_embd} wide")
-    checkpoint_config = {"model_class": "BertForPreTraining", "model": model_cfg.to_dict(), "toy": asdict(toy_cfg)}
-    trainer = Trainer(model, task, train_cfg, checkpoint_config,
-                      write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
-    metrics = trainer.run()
-    if trainer.dist.is_main:
-        print(f"final: val_masked_acc {metrics.get('val_masked_acc', 0):.1%} (masked digits recovered, on "
-              f"{toy_cfg.toy_val_size} held-out palindromes); checkpoints in {train_cfg.out_dir}/best and /ckpt")
-        print("\n".join(task.examples(trainer.model.eval(), trainer.device)))
-    return metrics
+    return train_toy_model(BertForPreTraining, model_cfg, train_cfg, toy_cfg, task, WordPieceTokenizer(task.vocab))
 
 
 def main(argv=None):

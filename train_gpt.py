@@ -28,7 +28,7 @@ from minilm.training.distributed import init_distributed, main_process_first, re
 from minilm.training.lm_task import LanguageModelTask
 from minilm.training.presets import GPT_PRESETS as PRESETS
 from minilm.training.run_dir import check_out_dir
-from minilm.training.toy_tasks import ToyConfig, make_toy_task
+from minilm.training.toy_tasks import ToyConfig, make_toy_task, train_toy_model
 from minilm.training.trainer import Trainer, TrainConfig, seed_everything
 from tokenizer import CharTokenizer, load_tokenizer
 from tokenizer.bpe import SPECIAL_MODES
@@ -66,27 +66,11 @@ def print_samples(model: GPT, tokenizer, data_cfg: DataConfig, device: str) -> N
         print(f"--- sample {i + 1} ---\n{tokenizer.decode(out[0].tolist()).strip()}\n")
 
 
-def train_toy(model_cfg: GPTConfig, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
+def train_toy(model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
     """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a CharTokenizer over its
     alphabet goes into the checkpoint, so sample.py can load it."""
     task = make_toy_task(toy_cfg, "GPT")
-    tokenizer = CharTokenizer(task.vocab)
-    if model_cfg.block_size < task.block_size:
-        raise ConfigError(f"--toy_length {toy_cfg.toy_length} needs --block_size {task.block_size} or more")
-    model_cfg.vocab_size = tokenizer.vocab_size
-    seed_everything(train_cfg.seed)
-    model = GPT(model_cfg)
-    print(f"toy task {toy_cfg.toy_task}: {toy_cfg.toy_length} digits; model: {model.num_parameters() / 1e6:.2f}M "
-          f"parameters, {model_cfg.n_layer} layers, {model_cfg.n_head} heads, {model_cfg.n_embd} wide")
-    checkpoint_config = {"model_class": "GPT", "model": model_cfg.to_dict(), "toy": asdict(toy_cfg)}
-    trainer = Trainer(model, task, train_cfg, checkpoint_config,
-                      write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
-    metrics = trainer.run()
-    if trainer.dist.is_main:
-        print(f"final: val_exact {metrics.get('val_exact', 0):.1%} (whole answer right, greedy, on "
-              f"{toy_cfg.toy_val_size} held-out strings); checkpoints in {train_cfg.out_dir}/best and /ckpt")
-        print("\n".join(task.examples(trainer.model.eval(), trainer.device)))
-    return metrics
+    return train_toy_model(GPT, model_cfg, train_cfg, toy_cfg, task, CharTokenizer(task.vocab))
 
 
 def main(argv=None):

@@ -12,14 +12,14 @@ The tasks work in their own ids, `task.vocab[i]` being the text of id i; the scr
 from that list for the checkpoint. docs/training.md ("Toy tasks") has the figures.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 
 from common.errors import ConfigError
 
 from ..model.losses import IGNORE_INDEX
-from .trainer import Task, TrainConfig
+from .trainer import Task, Trainer, TrainConfig, seed_everything
 
 HELD_OUT_SHARE = 0.1  # of all digit strings; never trained on
 TOY_TASK_NAMES = ("sort", "palindrome")
@@ -92,6 +92,7 @@ class SortTask(ToyTask):
 
     vocab = [*"0123456789", "="]
     separator_id = 10
+    metric, metric_means = "val_exact", "whole answer right, greedy, on held-out strings"
 
     def __init__(self, length: int = 6, val_size: int = 1000):
         self.length, self.val_size = length, val_size
@@ -146,6 +147,7 @@ class PalindromeTask(ToyTask):
     """
 
     vocab = BERT_TOY_VOCAB
+    metric, metric_means = "val_masked_acc", "masked digits recovered, on held-out palindromes"
 
     def __init__(self, length: int = 6, val_size: int = 1000):
         if length % 2:
@@ -201,3 +203,25 @@ def make_toy_task(toy_cfg: ToyConfig, model_family: str) -> ToyTask:
         raise ConfigError(f"--toy_task {toy_cfg.toy_task} is not a {model_family} toy task; choose "
                          f"{', '.join(tasks)}")
     return tasks[toy_cfg.toy_task](toy_cfg.toy_length, toy_cfg.toy_val_size)
+
+
+def train_toy_model(model_class, model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig, task: ToyTask,
+                    tokenizer) -> dict:
+    """Build model_class (GPT or BertForPreTraining) for task and train it with the shared Trainer; the
+    tokenizer (over task.vocab, made by the script) goes into each checkpoint, so sample.py can load it."""
+    if model_cfg.block_size < task.block_size:
+        raise ConfigError(f"--toy_length {toy_cfg.toy_length} needs --block_size {task.block_size} or more")
+    model_cfg.vocab_size = tokenizer.vocab_size
+    seed_everything(train_cfg.seed)
+    model = model_class(model_cfg)
+    print(f"toy task {toy_cfg.toy_task}: {toy_cfg.toy_length} digits; model: {model.num_parameters() / 1e6:.2f}M "
+          f"parameters, {model_cfg.n_layer} layers, {model_cfg.n_head} heads, {model_cfg.n_embd} wide")
+    checkpoint_config = {"model_class": model_class.__name__, "model": model_cfg.to_dict(), "toy": asdict(toy_cfg)}
+    trainer = Trainer(model, task, train_cfg, checkpoint_config,
+                      write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))
+    metrics = trainer.run()
+    if trainer.dist.is_main:
+        print(f"final: {task.metric} {metrics.get(task.metric, 0):.1%} ({task.metric_means}, {toy_cfg.toy_val_size} "
+              f"of them); checkpoints in {train_cfg.out_dir}/best and /ckpt")
+        print("\n".join(task.examples(trainer.model.eval(), trainer.device)))
+    return metrics
