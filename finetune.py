@@ -1,7 +1,7 @@
 """Fine-tune a pretrained GPT or BERT: continue language modelling, classify texts, or tag words.
 
     python finetune.py --recipe sentiment-minilm                  # MiniLM BERT, movie-review polarity
-    python finetune.py --recipe sentiment-minilm --method lora    # ... training 0.3% of the numbers
+    python finetune.py --recipe sentiment-minilm --method lora    # ... training 0.65% of the numbers
     python finetune.py --recipe pos-minilm                        # part-of-speech tagging
     python finetune.py --recipe shakespeare-lm                    # continue out/gpt-small on the plays
     python finetune.py --task classify --base minilm-l6 --data reviews.csv --method adapter

@@ -41,13 +41,13 @@ GPT_PRESETS = {
 
 # init_std 0.1, not BERT's 0.02 (sized for 768 wide) nor 0.05: at 0.05 the [CLS] state hardly depends on the
 # input (its attention output, an average through two std-0.05 matrices, is ~0.08 of the residual), so the
-# NSP head has nothing to read and NSP stays at chance; see docs/bert_pretraining.md.
+# NSP head has nothing to read and NSP stays at chance; see docs/experiments/bert_pretraining.md.
 _SMALL_MODEL = dict(BertConfig.PRESETS["small"], block_size=128, dropout=0.0, attn_dropout=0.0, attn_impl="sdpa",
                     init_std=0.1)
 _SMALL_TRAIN = dict(batch_size=32, lr=2e-3, weight_decay=0.01, beta2=0.99, eval_iters=20,
                     metric="val_nsp_acc", metric_goal="max")
 BERT_PRESETS = {
-    # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens (see docs/bert_pretraining.md).
+    # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens (see docs/experiments/bert_pretraining.md).
     "small": {
         "model": _SMALL_MODEL,
         "train": dict(_SMALL_TRAIN, out_dir="out/bert-small", max_iters=2400, warmup_iters=100,
@@ -57,7 +57,7 @@ BERT_PRESETS = {
     # The same model, BERT's two phases: 2,500 steps on pairs of 64 tokens (cheap steps; NSP leaves chance
     # sooner), then pairs of 256 (twice the NSP evidence of 128) to step 7,800; bf16 autocast, ~15% faster
     # on this CPU (AVX512-BF16); the written-out attention, as fast as sdpa at 256 tokens and faster at 64.
-    # About 27 minutes on 2 cores; see docs/bert_pretraining.md. Evaluated on 50 batches (1,600 pairs of
+    # About 27 minutes on 2 cores; see docs/experiments/bert_pretraining.md. Evaluated on 50 batches (1,600 pairs of
     # 256 tokens) for a steadier NSP figure.
     "long": {
         "model": dict(_SMALL_MODEL, block_size=256, attn_impl="manual"),
