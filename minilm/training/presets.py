@@ -47,7 +47,8 @@ _SMALL_MODEL = dict(BertConfig.PRESETS["small"], block_size=128, dropout=0.0, at
 _SMALL_TRAIN = dict(batch_size=32, lr=2e-3, weight_decay=0.01, beta2=0.99, eval_iters=20,
                     metric="val_nsp_acc", metric_goal="max")
 BERT_PRESETS = {
-    # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens (see docs/experiments/bert_pretraining.md).
+    # Most learning per CPU second: 2 layers x 128, pairs of 128 tokens
+    # (see docs/experiments/bert_pretraining.md).
     "small": {
         "model": _SMALL_MODEL,
         "train": dict(_SMALL_TRAIN, out_dir="out/bert-small", max_iters=2400, warmup_iters=100,
@@ -57,8 +58,8 @@ BERT_PRESETS = {
     # The same model, BERT's two phases: 2,500 steps on pairs of 64 tokens (cheap steps; NSP leaves chance
     # sooner), then pairs of 256 (twice the NSP evidence of 128) to step 7,800; bf16 autocast, ~15% faster
     # on this CPU (AVX512-BF16); the written-out attention, as fast as sdpa at 256 tokens and faster at 64.
-    # About 27 minutes on 2 cores; see docs/experiments/bert_pretraining.md. Evaluated on 50 batches (1,600 pairs of
-    # 256 tokens) for a steadier NSP figure.
+    # About 27 minutes on 2 cores; see docs/experiments/bert_pretraining.md. Evaluated on 50 batches
+    # (1,600 pairs of 256 tokens) for a steadier NSP figure.
     "long": {
         "model": dict(_SMALL_MODEL, block_size=256, attn_impl="manual"),
         "train": dict(_SMALL_TRAIN, out_dir="out/bert-long", max_iters=7800, warmup_iters=200,
