@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .metrics_log import MetricsLog
 from .run_dir import claim_out_dir
+from .throughput import device_name, flops_per_token, peak_flops
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -223,6 +224,7 @@ class Trainer:
         self.task.on_step_start(self.step)
         batch = self.task.get_batch("train", cfg.batch_size * accum * world, self.data_generator)
         self.tokens_per_step = self.task.count_tokens(batch)
+        self.seq_len = next(iter(batch.values())).shape[-1]  # T, for the FLOPs of attention
         micro_batches = split_batch(split_batch(batch, world)[self.dist.rank], accum)
         total = torch.zeros((), device=self.device)
         for i, micro in enumerate(micro_batches):
@@ -276,6 +278,8 @@ class Trainer:
         """Train to max_iters (or early stop); returns the last evaluation's metrics."""
         # disable=None: a bar on a terminal, none in a log file; only the main process shows one.
         show = None if self.cfg.progress and self.dist.is_main else True
+        if self.dist.is_main and peak_flops(self.device, self.cfg.dtype) is None:
+            print(f"MFU: peak unknown for {device_name(self.device)} ({self.cfg.dtype}); tokens/s only")
         bar = tqdm(total=self.cfg.max_iters, initial=self.step, disable=show, dynamic_ncols=True, leave=False)
         self.last_metrics = {}
         self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
@@ -329,10 +333,22 @@ class Trainer:
                "ms_per_step": 1000 * seconds_per_step, "tokens_per_s": self.tokens_per_step / seconds_per_step}
         if self.scaler.is_enabled():
             row["skipped_steps"] = self.skipped_steps
+        mfu = self._mfu(row["tokens_per_s"])
+        if mfu is not None:
+            row["mfu"] = mfu
         if self.dist.is_main:
             self.metrics.append(row)
             bar.write(f"step {self.step:6d} | loss {loss:.4f} | lr {row['lr']:.2e} | "
-                      f"{row['ms_per_step']:.1f} ms/step | {row['tokens_per_s']:,.0f} tok/s")
+                      f"{row['ms_per_step']:.1f} ms/step | {row['tokens_per_s']:,.0f} tok/s"
+                      + (f" | MFU {mfu:.1%}" if mfu is not None else ""))
+
+    def _mfu(self, tokens_per_s: float) -> float | None:
+        """The share of the devices' peak FLOP/s the step achieved (minilm/training/throughput.py); None
+        when the peak is unknown (a CPU, a chip not in the table) or the model has no GPT/BERT config."""
+        peak = peak_flops(self.device, self.cfg.dtype)
+        if peak is None or not hasattr(self.model, "config"):
+            return None
+        return tokens_per_s * flops_per_token(self.model, self.seq_len) / (peak * self.dist.world_size)
 
     def _evaluate_and_checkpoint(self, bar) -> dict:
         metrics = self.evaluate()
