@@ -139,7 +139,10 @@ def make_optimizer(model, cfg: TrainConfig, device: str) -> torch.optim.AdamW:
 
 
 def to_device(batch: dict[str, torch.Tensor], device: str) -> dict[str, torch.Tensor]:
-    return {name: tensor.to(device, non_blocking=True) for name, tensor in batch.items()}
+    """The batch on device. For a GPU the tensors are first put in pinned (page-locked) memory, from which
+    the copy can run asynchronously (non_blocking) while the GPU still works on the previous step."""
+    pin = device.startswith("cuda")
+    return {name: (t.pin_memory() if pin else t).to(device, non_blocking=True) for name, t in batch.items()}
 
 
 def split_batch(batch: dict[str, torch.Tensor], n_pieces: int) -> list[dict[str, torch.Tensor]]:
