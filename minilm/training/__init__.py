@@ -1,10 +1,17 @@
 """Training: the one loop every script shares, and what it needs (docs/training.md).
 
+    minimal_loop.py the loop with only training in it: read it first (same losses as the Trainer)
     trainer.py      Trainer and Task: AdamW, warm-up + cosine, accumulation, clipping, mixed precision,
                     compile, DDP, evaluation, checkpoints, exact resume
     lm_task.py      next-token prediction on a token stream (train_gpt.py, finetune.py)
     bert_task.py    masked-LM + next-sentence prediction on sentence pairs (train_bert.py)
+    toy_tasks.py    sorting digits (GPT) and masked palindromes (BERT): tasks that train in seconds
+    presets.py      the named presets of train_gpt.py and train_bert.py
     checkpoint.py   checkpoint folders: atomic, safe to load
+    run_dir.py      an out_dir is never clobbered, and written by one run at a time
+    resume.py       what --resume takes from the checkpoint: the model config and the tokenizer
+    stopping.py     SIGTERM saves like Ctrl-C; a diverged run stops before saving
+    throughput.py   FLOPs per token and MFU
     cli.py          the command line, generated from the config dataclasses
     distributed.py  the device, and the process group under torchrun
     metrics_log.py  metrics.jsonl and its plot

@@ -9,8 +9,6 @@ early stopping, exact resume and Ctrl-C. docs/training.md has the formulas.
 import contextlib
 import errno
 import math
-import signal
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -18,12 +16,13 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common.errors import CheckpointError, ConfigError, Terminated, UserError
+from common.errors import CheckpointError, ConfigError, Terminated
 
 from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .metrics_log import MetricsLog
 from .run_dir import claim_out_dir
+from .stopping import TrainingDiverged, sigterm_as_interrupt
 from .throughput import device_name, flops_per_token, peak_flops
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -153,28 +152,6 @@ def split_batch(batch: dict[str, torch.Tensor], n_pieces: int) -> list[dict[str,
 
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
-
-
-class TrainingDiverged(UserError, FloatingPointError):
-    """The loss, an evaluation or the weights became NaN or infinite; nothing is saved from that state."""
-
-
-@contextlib.contextmanager
-def sigterm_as_interrupt():
-    """While training, SIGTERM (docker stop, a cluster preempting the job) raises Terminated, a kind of
-    KeyboardInterrupt, so the run saves its checkpoint exactly as it does on Ctrl-C."""
-    if threading.current_thread() is not threading.main_thread():
-        yield  # signal handlers can only be set from the main thread
-        return
-
-    def handler(signum, frame):
-        raise Terminated("SIGTERM")
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class Trainer:
