@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 import torch
 
 from common.errors import CheckpointError, ConfigError, run_command
-from minilm import GPT, GPTConfig
-from minilm.training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint
+from minilm import GPT
+from minilm.training.checkpoint import load_checkpoint, resolve_checkpoint, saved_model
 from minilm.training.cli import parse_args
 from minilm.training.distributed import resolve_device
 from tokenizer import load_tokenizer
@@ -33,16 +33,11 @@ def load_gpt(folder, device: str = "cpu"):
             f"{folder / 'config.json'} is not a train_gpt.py checkpoint (model_class "
             f"{config.get('model_class')!r}, expected 'GPT'); pass the best/ or ckpt/ folder of a "
             "train_gpt.py run (a Hugging Face GPT-2 folder loads with minilm.from_pretrained)")
-    try:
-        model_cfg = GPTConfig.from_dict(config["model"])
-    except ValueError as err:
-        raise CheckpointError(f"{folder / 'config.json'}: bad model config: {err}") from None
-    model = GPT(model_cfg)
-    load_model_weights(model, state_dict)
+    model = saved_model(folder, config, state_dict)
     tokenizer = load_tokenizer(folder / "tokenizer")
-    if tokenizer.vocab_size != model_cfg.vocab_size:
+    if tokenizer.vocab_size != model.config.vocab_size:
         raise CheckpointError(f"{folder / 'tokenizer'} has {tokenizer.vocab_size} ids but the model "
-                              f"{model_cfg.vocab_size}; the tokenizer is not the one the model was trained with")
+                              f"{model.config.vocab_size}; the tokenizer is not the one the model was trained with")
     return model.to(device).eval(), tokenizer
 
 

@@ -28,7 +28,7 @@ from minilm import BertConfig, BertForPreTraining, from_pretrained
 from minilm.hf import read_config
 from minilm.training import resume
 from minilm.training.bert_task import PretrainingTask
-from minilm.training.checkpoint import load_checkpoint, load_model_weights
+from minilm.training.checkpoint import load_checkpoint, saved_model
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
 from minilm.training.metrics_log import MetricsLog
@@ -77,8 +77,7 @@ def load_init(folder: Path) -> BertForPreTraining:
             raise CheckpointError(f"--init_from {folder} is a {config['model_class']} checkpoint; it accepts a "
                                   "train_bert.py checkpoint or a Hugging Face BERT folder")
         state_dict, _, _ = load_checkpoint(folder, with_train_state=False)
-        model = BertForPreTraining(BertConfig.from_dict(config["model"]))
-        load_model_weights(model, state_dict)
+        model = saved_model(folder, config, state_dict)
         print(f"init: loaded the train_bert.py checkpoint {folder} (its config replaces the model flags)")
         return model.train()
     with warnings.catch_warnings(record=True) as caught:  # e.g. "no weights for mlm_head, nsp_head"

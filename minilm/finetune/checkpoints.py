@@ -26,9 +26,10 @@ from common.errors import CheckpointError, MissingFileError
 from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
 from ..hf import from_pretrained, read_config
-from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
+from ..model import GPT, Bert, BertConfig, GPTConfig
 from ..peft import PeftConfig, apply_peft, precompute_prefix
-from ..training.checkpoint import load_checkpoint, load_model_weights, resolve_checkpoint, tied_names, unwrap_model
+from ..training.checkpoint import (MODEL_CLASSES, load_checkpoint, load_model_weights, resolve_checkpoint, saved_model,
+                                   tied_names, unwrap_model)
 from ..training.trainer import Trainer
 from .heads import HEAD_NAMES, HEADS
 
@@ -80,14 +81,11 @@ def _load_minilm_checkpoint(folder: Path, config: dict):
     if config.get("base") is not None:
         raise CheckpointError(f"{folder} is a fine-tuned checkpoint that holds only its trained tensors; "
                               "use its base, or save it whole with --merge and use that")
-    classes = {"GPT": GPT, "Bert": Bert, "BertForPreTraining": BertForPreTraining}
-    if model_class not in classes:
+    if model_class not in MODEL_CLASSES:
         raise CheckpointError(f"{folder}: model_class {model_class!r} cannot be a base; expected one of "
-                              f"{', '.join(classes)}")
-    config_cls = GPTConfig if model_class == "GPT" else BertConfig
-    model = classes[model_class](config_cls.from_dict(config["model"]))
+                              f"{', '.join(MODEL_CLASSES)}")
     state_dict, _, _ = load_checkpoint(folder, with_train_state=False)
-    load_model_weights(model, state_dict)
+    model = saved_model(folder, config, state_dict)
     backbone = model.bert if model_class == "BertForPreTraining" else model
     if not (folder / "tokenizer").is_dir():
         raise CheckpointError(f"{folder} has no tokenizer/ folder; fine-tuning needs the tokenizer the "

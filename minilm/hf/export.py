@@ -23,12 +23,11 @@ from pathlib import Path
 from common.atomic import write_bytes_atomic, write_text_atomic
 from common.errors import CheckpointError, UserError, run_command
 from minilm.hf import config_to_hf, save_pretrained
-from minilm.model import GPT, BertConfig, BertForPreTraining, GPTConfig
-from minilm.training.checkpoint import CONFIG, load_checkpoint, load_model_weights, resolve_checkpoint
+from minilm.training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
 from tokenizer import load_tokenizer, transformers_format_problem, write_transformers_tokenizer
 from tokenizer.hf_files import GPT2_END_OF_TEXT, TRANSFORMERS_CLASSES
 
-MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "BertForPreTraining": (BertForPreTraining, BertConfig)}
+EXPORTABLE = ("GPT", "BertForPreTraining")  # what train_gpt.py and train_bert.py save
 MODEL_FILES = ["config.json", "model.safetensors"]
 TOKENIZER_COPY = "minilm_tokenizer"
 
@@ -74,21 +73,14 @@ def load_pretraining_checkpoint(folder: Path):
     if "task" in config and not is_merged_lm(config):
         raise CheckpointError(finetuned_problem(folder, config))
     model_class = config.get("model_class")
-    if model_class not in MODEL_CLASSES:
+    if model_class not in EXPORTABLE:
         raise CheckpointError(f"{folder / CONFIG}: model_class {model_class!r} has no Hugging Face export; "
                               "expected 'GPT' (train_gpt.py) or 'BertForPreTraining' (train_bert.py)")
-    model_cls, config_cls = MODEL_CLASSES[model_class]
-    try:
-        model_config = config_cls.from_dict(config["model"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"{folder / CONFIG}: no valid 'model' settings ({err}); the checkpoint is "
-                              "corrupt or not one of minilm's") from None
-    if not model_config.bias:  # save_pretrained refuses too, but only after the tokenizer files are written
+    model = saved_model(folder, config, state_dict)
+    if not model.config.bias:  # save_pretrained refuses too, but only after the tokenizer files are written
         raise CheckpointError(f"{folder} was trained with bias=False (train_gpt.py --bias false: no bias in any "
                               "Linear or LayerNorm), but Hugging Face GPT-2 and BERT have a bias in every one, "
                               "so this model has no Hugging Face form; train with --bias true (the default) to export")
-    model = model_cls(model_config)
-    load_model_weights(model, state_dict)
     if not (folder / "tokenizer").is_dir():
         raise CheckpointError(f"{folder} has no tokenizer/ folder; train_gpt.py and train_bert.py save the "
                               "tokenizer there, and the export needs it")

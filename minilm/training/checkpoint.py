@@ -21,6 +21,8 @@ from safetensors.torch import load_file, save_file
 from common.atomic import replace_folder_atomic
 from common.errors import CheckpointError
 
+from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
+
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
 TRAIN_STATE = "train_state.pt"
@@ -104,6 +106,25 @@ def load_checkpoint(folder, with_train_state: bool = True):
             raise CheckpointError(f"{folder / TRAIN_STATE} could not be read safely ({err}); "
                                   "the checkpoint is corrupt or not one of minilm's") from None
     return state_dict, config, train_state
+
+
+# config.json's model_class -> (the model, its config dataclass): what train_gpt.py and train_bert.py save.
+MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig),
+                 "BertForPreTraining": (BertForPreTraining, BertConfig)}
+
+
+def saved_model(folder, config: dict, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """Rebuild the model a checkpoint's config.json describes ("model_class", one of MODEL_CLASSES, and
+    "model", its config fields) and load the checkpoint's weights into it. Callers check the class first."""
+    model_cls, config_cls = MODEL_CLASSES[config["model_class"]]
+    try:
+        model_config = config_cls.from_dict(config["model"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{Path(folder) / CONFIG}: no valid 'model' settings ({err}); the checkpoint is "
+                              "corrupt or not one of minilm's") from None
+    model = model_cls(model_config)
+    load_model_weights(model, state_dict)
+    return model
 
 
 def load_model_weights(model: torch.nn.Module, state_dict: dict[str, torch.Tensor]) -> None:
