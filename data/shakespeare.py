@@ -22,10 +22,11 @@ in tinyshakespeare, so the model learns speech and not typesetting. The rules ar
 import hashlib
 import json
 import re
+import sys
 from pathlib import Path
 
 from common.atomic import write_text_atomic
-from common.errors import DataError
+from common.errors import ConfigError, DataError, run_command
 from data.assets import cache_dir, fetch
 
 _SPEAKER = re.compile(r"\*\*(?P<name>[^*]+)\*\*\s*")  # **HAMLET** (trailing spaces optional)
@@ -140,10 +141,17 @@ def shakespeare_splits(val_fraction: float = 0.1) -> tuple[str, str]:
     return "\n".join(plays[n] for n in train_names), "\n".join(plays[n] for n in val_names)
 
 
-if __name__ == "__main__":
+def main(argv=None) -> None:
+    """`python -m data.shakespeare`: convert the plays (once, cached) and print the sizes of the splits."""
+    if argv:
+        raise ConfigError(f"python -m data.shakespeare takes no arguments, got {' '.join(argv)}")
     plays = load_plays()
     train_names, val_names = split_play_names(list(plays))
     train, val = shakespeare_splits()
     print(f"{len(plays)} plays, {sum(len(t) for t in plays.values()):,} characters")
     print(f"train: {len(train_names)} plays, {len(train):,} characters")
     print(f"val:   {len(val_names)} plays, {len(val):,} characters ({', '.join(val_names)})")
+
+
+if __name__ == "__main__":
+    sys.exit(run_command(main, sys.argv[1:]))

@@ -41,12 +41,12 @@ class MetricsLog:
         matplotlib.use("Agg")  # no display needed
         import matplotlib.pyplot as plt
 
-        steps, evals = self._series()
+        steps, evals = self.series()
         if not steps and not evals:
             return
         others = {n: s for n, s in evals.items() if "loss" not in n and "ppl" not in n}
         fig, axes = plt.subplots(1, 2 if others else 1, figsize=(12 if others else 7, 5.2), squeeze=False)
-        self._plot_losses(axes[0][0], steps, evals)
+        self.plot_losses(axes[0][0], steps, evals)
         if others:
             self._plot_metrics(axes[0][1], others)
         fig.suptitle(title or f"{self.path.parent.name}: training", fontsize=12)
@@ -54,7 +54,7 @@ class MetricsLog:
         fig.savefig(png_path, dpi=110)
         plt.close(fig)
 
-    def _series(self) -> tuple[dict, dict]:
+    def series(self) -> tuple[dict, dict]:
         """(per-step series: loss and lr, evaluation series: every metric), each name -> ([steps], [values])."""
         steps, evals = {}, {}
         for row in self.rows():
@@ -68,7 +68,7 @@ class MetricsLog:
         return steps, evals
 
     @staticmethod
-    def _plot_losses(ax, steps: dict, evals: dict) -> None:
+    def plot_losses(ax, steps: dict, evals: dict) -> None:
         colours = itertools.cycle(OKABE_ITO)
         if "loss" in steps:
             ax.plot(*steps["loss"], color="#999999", linewidth=1,

@@ -127,7 +127,8 @@ def plot_lora(path, d: int = 12, r: int = 2, alpha: float = 4.0, seed: int = 0) 
     panels = [("W (frozen)", W), ("B", B), ("A", A), (f"ΔW = (α/r)·B·A\nrank {rank}", delta),
               ("W + ΔW (merged)", W + delta)]
     limit = max(t.abs().max().item() for _, t in panels)
-    fig, axes = plt.subplots(1, 5, figsize=(15, 3.8), gridspec_kw={"width_ratios": [d, r + 1, d, d, d]})
+    fig, axes = plt.subplots(1, 5, figsize=(15, 4.2), gridspec_kw={"width_ratios": [d, r + 1, d, d, d]},
+                             layout="constrained")  # room for each panel's title under the figure's
     for ax, (name, t) in zip(axes, panels):
         image = ax.imshow(t.numpy(), cmap="PuOr", vmin=-limit, vmax=limit)
         ax.set_title(f"{name}\n{tuple(t.shape)}", fontsize=10)

@@ -4,6 +4,7 @@
 import matplotlib.pyplot as plt  # with no display, matplotlib draws to files (its Agg backend)
 import torch
 from matplotlib.patches import Patch, Rectangle
+from matplotlib.ticker import MaxNLocator
 
 from ..model.losses import IGNORE_INDEX, mask_tokens
 from ..training.metrics_log import OKABE_ITO, MetricsLog
@@ -13,7 +14,7 @@ from ..training.trainer import TrainConfig, learning_rate
 def plot_schedules(path, presets: dict[str, dict[str, dict]], metrics_path, run_name: str) -> None:
     """Left: learning_rate() over each preset's steps ({script: {preset: {"train": {...}}}}). Right: the
     loss of a real run (its metrics.jsonl) with the schedule it ran under."""
-    fig, axes = plt.subplots(1, len(presets) + 1, figsize=(5.2 * (len(presets) + 1), 4.4))
+    fig, axes = plt.subplots(1, len(presets) + 1, figsize=(5.2 * (len(presets) + 1), 5.2))
     for ax, (script, named) in zip(axes, presets.items()):
         for (name, preset), colour in zip(named.items(), OKABE_ITO):
             cfg = TrainConfig(**preset["train"])
@@ -23,22 +24,12 @@ def plot_schedules(path, presets: dict[str, dict[str, dict]], metrics_path, run_
         ax.set_xlabel("step")
         ax.set_ylabel("learning rate")
         ax.set_yscale("log")
+        ax.xaxis.set_major_locator(MaxNLocator(5))  # step counts up to 20,000: few ticks, or they collide
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=8)
-    steps, evals = MetricsLog(metrics_path)._series()
-    loss_ax = axes[-1]
-    loss_ax.plot(*steps["loss"], color="#999999", linewidth=1, label="loss of each step's batch")
-    loss_ax.plot(*evals["val_loss"], marker="o", color=OKABE_ITO[1], label="val_loss")
-    loss_ax.set_xlabel("step")
-    loss_ax.set_ylabel("loss (nats per character)")
-    lr_ax = loss_ax.twinx()
-    lr_ax.plot(*steps["lr"], color="black", linestyle="--", linewidth=1, label="learning rate")
-    lr_ax.set_ylabel("learning rate")
-    lines, labels = loss_ax.get_legend_handles_labels()
-    more, more_labels = lr_ax.get_legend_handles_labels()
-    loss_ax.legend(lines + more, labels + more_labels, fontsize=8, loc="upper right")
-    loss_ax.set_title(f"a real run: {run_name}", fontsize=10)
-    loss_ax.grid(alpha=0.3)
+    steps, evals = MetricsLog(metrics_path).series()
+    MetricsLog.plot_losses(axes[-1], steps, evals)  # as every run's metrics.png draws them
+    axes[-1].set_title(f"a real run: {run_name}", fontsize=10)
     fig.suptitle("The learning-rate schedule (minilm/training/trainer.py: learning_rate)", fontsize=12)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
