@@ -190,7 +190,8 @@ def main(argv=None):
                   f"checkpoints in {train_cfg.out_dir}/best and /ckpt")
             plot_accuracies(trainer.metrics.path, Path(train_cfg.out_dir) / "accuracy.png", base,
                             data_cfg.phase1_iters)
-        fill_mask_demo(trainer.model, tokenizer, trainer.device)
+        if not train_cfg.fsdp:  # with --fsdp the trained model is in shards, one per process
+            fill_mask_demo(trainer.model, tokenizer, trainer.device)
     return metrics
 
 

@@ -114,7 +114,10 @@ def main(argv=None):
         if metrics:
             print(f"final: val loss {metrics['val_loss']:.4f} (perplexity {metrics['val_ppl']:.2f}), "
                   f"train loss {metrics['train_loss']:.4f}; checkpoints in {train_cfg.out_dir}/best and /ckpt")
-        print_samples(trainer.model, tokenizer, data_cfg, trainer.device)
+        if train_cfg.fsdp:  # the trained model is in shards, one per process
+            print(f"samples: python sample.py --ckpt {train_cfg.out_dir}/best")
+        else:
+            print_samples(trainer.model, tokenizer, data_cfg, trainer.device)
     return metrics
 
 

@@ -2,7 +2,8 @@
 
     minimal_loop.py the loop with only training in it: read it first (same losses as the Trainer)
     trainer.py      Trainer and Task: AdamW, warm-up + cosine, accumulation, clipping, mixed precision,
-                    compile, DDP, evaluation, checkpoints, exact resume
+                    compile, DDP or FSDP, evaluation, checkpoints, exact resume
+    train_config.py TrainConfig: every setting of a run, validated (the CLI is generated from it)
     lm_task.py      next-token prediction on a token stream (train_gpt.py, finetune.py)
     bert_task.py    masked-LM + next-sentence prediction on sentence pairs (train_bert.py)
     toy_tasks.py    sorting digits (GPT) and masked palindromes (BERT): tasks that train in seconds
@@ -14,5 +15,6 @@
     throughput.py   FLOPs per token and MFU
     cli.py          the command line, generated from the config dataclasses
     distributed.py  the device, and the process group under torchrun
+    fsdp.py         --fsdp: each process holds a slice of every tensor; checkpoints stay whole
     metrics_log.py  metrics.jsonl and its plot
 """

@@ -2,7 +2,7 @@
 
 What differs between them is a `Task`: how to draw a batch, how to compute the loss on it, and how
 to evaluate. Everything else lives here once: AdamW with warm-up + cosine decay, gradient
-accumulation and clipping, mixed precision, torch.compile, DDP, evaluation, the best checkpoint,
+accumulation and clipping, mixed precision, torch.compile, DDP or FSDP, evaluation, the best checkpoint,
 early stopping, exact resume and Ctrl-C. docs/training.md has the formulas.
 """
 
@@ -10,7 +10,7 @@ import contextlib
 import errno
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -18,71 +18,14 @@ from tqdm import tqdm
 
 from common.errors import CheckpointError, ConfigError, Terminated
 
-from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint
+from . import fsdp
+from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint, tied_names
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .metrics_log import MetricsLog
 from .run_dir import claim_out_dir
 from .stopping import TrainingDiverged, sigterm_as_interrupt
+from .train_config import DTYPES, TrainConfig
 from .throughput import device_name, flops_per_token, peak_flops
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-
-def _choice(default, choices, help_text):
-    return field(default=default, metadata={"choices": choices, "help": help_text})
-
-
-def _help(default, help_text):
-    return field(default=default, metadata={"help": help_text})
-
-
-@dataclass
-class TrainConfig:
-    out_dir: str = _help("out/run", "folder for checkpoints, metrics and plots")
-    max_iters: int = _help(2000, "optimizer steps")
-    batch_size: int = _help(12, "sequences per micro-batch, per process")
-    grad_accum_steps: int = _help(1, "micro-batches summed into one optimizer step")
-    lr: float = _help(1e-3, "peak learning rate")
-    min_lr: float | None = _help(None, "learning rate at the end of the cosine (default lr / 10)")
-    warmup_iters: int = _help(100, "steps of linear warm-up")
-    lr_decay_iters: int | None = _help(None, "step where the cosine reaches min_lr (default max_iters)")
-    weight_decay: float = _help(0.1, "AdamW weight decay, on matrices only")
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = _help(1.0, "clip the gradient norm to this (0: off)")
-    eval_interval: int = _help(250, "evaluate (and checkpoint) every this many steps")
-    eval_iters: int = _help(20, "batches per split in an evaluation")
-    log_interval: int = _help(50, "print a log line every this many steps")
-    metric: str = _help("val_loss", "evaluation metric that picks the best checkpoint")
-    metric_goal: str = _choice("min", ("min", "max"), "whether the metric should go down or up")
-    patience: int = _help(0, "stop after this many evaluations without improvement (0: never)")
-    device: str = _help("auto", "auto (cuda > mps > cpu), cpu, cuda, cuda:1, mps")
-    dtype: str = _choice("float32", tuple(DTYPES), "autocast dtype; float16 adds a gradient scaler")
-    compile: bool = _help(False, "torch.compile the model")
-    seed: int = 1337
-    resume: bool = _help(False, "continue from out_dir/ckpt exactly where it stopped")
-    overwrite: bool = _help(False, "start afresh in an out_dir that holds a run: removes its ckpt/, best/, metrics")
-    progress: bool = _help(True, "show a progress bar")
-
-    def __post_init__(self):
-        for name in ("max_iters", "batch_size", "grad_accum_steps", "eval_interval", "eval_iters", "log_interval"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("warmup_iters", "patience", "weight_decay", "grad_clip"):
-            if not getattr(self, name) >= 0:  # also catches nan
-                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if not 0 < self.lr < math.inf:
-            raise ConfigError(f"lr must be a positive number, got {self.lr}")
-        if self.min_lr is not None and not 0 <= self.min_lr <= self.lr:
-            raise ConfigError(f"min_lr must be between 0 and lr ({self.lr}), got {self.min_lr}")
-        for name in ("beta1", "beta2"):
-            if not 0 <= getattr(self, name) < 1:
-                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
-        if self.dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
-        if self.resume and self.overwrite:
-            raise ConfigError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
-
 
 class Task:
     """What a training script supplies. Batches are dicts of tensors whose first dimension is the batch."""
@@ -165,7 +108,14 @@ class Trainer:
             torch.backends.cuda.matmul.allow_tf32 = True  # TF32 matmuls: fp32 range, ~10-bit mantissa
             torch.backends.cudnn.allow_tf32 = True
         self.model = model.to(self.device)
-        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        self.sharded = cfg.fsdp
+        if self.sharded and type(self).checkpoint_weights is not Trainer.checkpoint_weights:
+            raise ConfigError("--fsdp saves whole models, and this run saves only part of one (fine-tuning); "
+                              "fine-tune without --fsdp (DDP)")
+        if self.sharded and not self.dist.enabled:
+            raise ConfigError("--fsdp shards the model across processes, and this is one process; start it with "
+                              "torchrun --nproc_per_node N (docs/scaling.md), or drop --fsdp")
+        self.tied = tied_names(self.model)  # read before sharding, which gives every parameter its own storage
         self.scaler = torch.amp.GradScaler(self.device_type, enabled=cfg.dtype == "float16")
         self.autocast = torch.autocast(self.device_type, dtype=DTYPES[cfg.dtype], enabled=cfg.dtype != "float32")
         # Every process draws the same global batch and takes its own slice (see train_step), so the
@@ -181,14 +131,22 @@ class Trainer:
         self.checkpoint_config = {**checkpoint_config, "train": asdict(cfg)}
         self.write_extra = write_extra
         self.step, self.best, self.evals_without_improvement, self.skipped_steps = 0, None, 0, 0
-        if cfg.resume:
-            self._restore()
+        # A resumed run loads the full weights into the whole model, then shards it (with --fsdp),
+        # then builds the optimizer over the (sharded) parameters and loads its state.
+        saved = load_checkpoint(self.out_dir / "ckpt") if cfg.resume else None
+        if saved is not None:
+            self.load_weights(saved[0])
+        if self.sharded:
+            fsdp.shard_model(self.model)
+        self.optimizer = make_optimizer(self.model, cfg, self.device)
+        if saved is not None:
+            self._restore(saved[2])
         self.train_model = self._wrap(self.model)
 
     def _wrap(self, model):
         if self.cfg.compile:
             model = torch.compile(model)
-        if self.dist.enabled:
+        if self.dist.enabled and not self.sharded:
             ids = [self.dist.local_rank] if self.device_type == "cuda" else None
             model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
         return model
@@ -209,8 +167,10 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for i, micro in enumerate(micro_batches):
             last = i == accum - 1
-            # DDP averages gradients across processes in backward; do it once, on the last micro-batch.
-            sync = model.no_sync() if self.dist.enabled and not last else contextlib.nullcontext()
+            # DDP (and FSDP) average gradients across processes in backward; do it once, on the last micro-batch.
+            if self.sharded:
+                fsdp.set_gradient_sync(self.model, last)
+            sync = model.no_sync() if self.dist.enabled and not self.sharded and not last else contextlib.nullcontext()
             with sync:
                 with self.autocast:
                     loss = self.task.loss(model, to_device(micro, self.device))
@@ -271,9 +231,13 @@ class Trainer:
             self.data_generator.set_state(self.step_start[0])
             torch.set_rng_state(self.step_start[1])
             self.optimizer.zero_grad(set_to_none=True)
-            if self.dist.is_main:
+            what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
+            if self.sharded and self.dist.is_main:
+                # Saving would gather shards from processes that are stopping at different points.
+                bar.write(f"{what} at step {self.step}: with --fsdp nothing is saved on the way out; "
+                          f"{self.out_dir / 'ckpt'} (the last evaluation's) is kept; continue with --resume")
+            elif self.dist.is_main:
                 path = self.save(self.out_dir / "ckpt")
-                what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
                 bar.write(f"{what} at step {self.step}: saved {path}; continue with --resume")
             raise
         finally:
@@ -351,21 +315,32 @@ class Trainer:
             self.metrics.append({"step": self.step, **metrics})
             shown = " | ".join(f"{name} {v:.4f}" for name, v in metrics.items())
             bar.write(f"eval {self.step:6d} | {shown}" + (" | best" if improved else ""))
-            if improved:
-                self.save(self.out_dir / "best", with_train_state=False)
-            self.save(self.out_dir / "ckpt")
+        if improved:  # under FSDP every process takes part in gathering the weights; rank 0 writes
+            self.save(self.out_dir / "best", with_train_state=False)
+        self.save(self.out_dir / "ckpt")
         return metrics
 
-    def save(self, folder, with_train_state: bool = True) -> Path:
-        """Write a checkpoint folder atomically; never from weights that are NaN or infinite."""
-        bad = next((name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
+    def save(self, folder, with_train_state: bool = True) -> Path | None:
+        """Write a checkpoint folder atomically; never from weights that are NaN or infinite.
+
+        Every process calls it; the main process writes (under FSDP the others send their shards first).
+        """
+        if not (self.dist.is_main or self.sharded):
+            return None
+        if self.sharded:
+            bad = "a parameter" if fsdp.any_nonfinite(self.model) else None
+        else:
+            bad = next((name for name, p in self.model.named_parameters() if not torch.isfinite(p).all()), None)
         if bad is not None:
             raise TrainingDiverged(f"{bad} holds NaN or infinite values at step {self.step}; {folder} was not "
                                    f"written. {self._way_out()}")
+        weights = _Gathered(fsdp.gather_model_state(self.model, self.tied)) if self.sharded else self.checkpoint_weights()
         state = self._train_state() if with_train_state else None
+        if not self.dist.is_main:
+            return None
         config = {**self.checkpoint_config, "step": self.step}
         try:
-            return save_checkpoint(folder, self.checkpoint_weights(), config, state, self.write_extra)
+            return save_checkpoint(folder, weights, config, state, self.write_extra)
         except OSError as err:
             if err.errno not in (errno.ENOSPC, errno.EDQUOT):
                 raise
@@ -384,7 +359,8 @@ class Trainer:
     def _train_state(self) -> dict:
         return {
             "step": self.step,
-            "optimizer": self.optimizer.state_dict(),
+            "optimizer": (fsdp.gather_optimizer_state(self.model, self.optimizer) if self.sharded
+                          else self.optimizer.state_dict()),
             "scaler": self.scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
@@ -394,10 +370,12 @@ class Trainer:
             "skipped_steps": self.skipped_steps,
         }
 
-    def _restore(self) -> None:
-        state_dict, _, state = load_checkpoint(self.out_dir / "ckpt")
-        self.load_weights(state_dict)
-        self.optimizer.load_state_dict(state["optimizer"])
+    def _restore(self, state: dict) -> None:
+        """Everything but the weights: optimizer, scaler, RNGs, data position, step, early-stopping count."""
+        if self.sharded:
+            fsdp.load_optimizer_state(self.model, self.optimizer, state["optimizer"])
+        else:
+            self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         torch.set_rng_state(state["torch_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
@@ -414,3 +392,13 @@ class Trainer:
             self.metrics.truncate_after(self.step)
         print(f"resumed from {self.out_dir / 'ckpt'} at step {self.step}")
 
+
+
+class _Gathered:
+    """Stands in for the model in save_checkpoint: the full weights FSDP gathered from every process."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]):
+        self._state_dict = state_dict
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state_dict
