@@ -1,10 +1,14 @@
 """torch.compile takes the written-out attention whole: one graph, no breaks, the eager numbers."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
 import train_gpt
-from distributed_runs import FLAGS, rows, write_text
+from distributed_runs import FLAGS, REPO, rows, write_text
 from minilm import GPT, Bert, BertConfig, GPTConfig
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -33,7 +37,13 @@ def test_compiled_training_with_written_out_attention_logs_the_eager_losses(tmp_
     flags = ["--data", str(text), "--batch_size", "4", "--attn_impl", "manual", *FLAGS, "--max_iters", "4",
              "--log_interval", "1"]
     train_gpt.main([*flags, "--out_dir", str(tmp_path / "eager")])
-    train_gpt.main([*flags, "--out_dir", str(tmp_path / "compiled"), "--compile"])
+    # In its own interpreter: Inductor imports setuptools, which refuses to load once another test's
+    # import has pulled in the standard library's distutils.
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run([sys.executable, str(REPO / "train_gpt.py"), *flags, "--out_dir",
+                             str(tmp_path / "compiled"), "--compile"], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
     eager, compiled = ([row["loss"] for row in rows(tmp_path / name) if "loss" in row] for name in ("eager", "compiled"))
     assert len(compiled) == len(eager) > 0
     assert compiled == pytest.approx(eager, rel=1e-4)
