@@ -1,4 +1,5 @@
 """BERT's pretraining input: sentence pairs [CLS] A [SEP] B [SEP], half of them with a random B, then masked.
+ALBERT's variant (objective="sop"): B always follows A, and half of the pairs are swapped.
 
 The corpus is a list of documents (Shakespeare: one play each), each a list of lines (the "sentences").
 It is tokenized once into three flat arrays (``TokenizedDocuments``, cached on disk), and every batch is
@@ -12,6 +13,11 @@ then cut out of them with a few numpy operations over the whole batch, no Python
        from a random line of *another* document (label 1, "random");
     4. the pair is cut to the target length, longest side first; A loses tokens at its start and B at
        its end, so the junction, where the next-sentence evidence is, always survives.
+
+Sentence-order prediction (ALBERT): steps 1, 2 and 4 as above, B always the rest of the chunk, and with
+probability 1/2 the two segments are swapped, [CLS] B [SEP] A [SEP] (label 1, "swapped"). Both segments
+come from the same place of the same document, so a topic difference gives nothing away: the model has
+to read the order itself.
 
 Masking is dynamic: ``mask_pairs`` (minilm/training/bert_task.py) draws a new 80/10/10 mask each time
 a sequence is drawn. All randomness comes from the ``torch.Generator`` passed in, which is what makes
@@ -31,6 +37,8 @@ from common.errors import DataError
 
 
 NOT_NEXT, IS_NEXT = 1, 0  # NSP labels, as in BertForPreTraining: 0 means B really follows A
+SWAPPED, IN_ORDER = 1, 0  # SOP labels, in the same place (the same head reads them)
+OBJECTIVES = ("nsp", "sop")
 
 
 @dataclass
@@ -134,13 +142,16 @@ def read_documents(path) -> list[str]:
 # ---- pairs --------------------------------------------------------------------------------------------
 
 class PairSampler:
-    """Draws batches of NSP pairs from one split's TokenizedDocuments (see the module docstring)."""
+    """Draws batches of NSP (or SOP) pairs from one split's TokenizedDocuments (see the module docstring)."""
 
     def __init__(self, docs: TokenizedDocuments, max_seq_len: int, cls_id: int, sep_id: int, pad_id: int,
-                 short_seq_prob: float = 0.1, split: str = "corpus"):
+                 short_seq_prob: float = 0.1, split: str = "corpus", objective: str = "nsp"):
+        if objective not in OBJECTIVES:
+            raise DataError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+        self.objective = objective
         if max_seq_len < 5:
             raise DataError(f"max_seq_len={max_seq_len} is too short: [CLS] A [SEP] B [SEP] needs at least 5")
-        if docs.num_documents < 2:
+        if docs.num_documents < 2 and objective == "nsp":
             raise DataError(f"the {split} split has {docs.num_documents} document(s) with text; next-sentence "
                             "prediction needs at least 2, because a random B comes from another document. "
                             "Separate documents with blank lines in --data")
@@ -159,7 +170,8 @@ class PairSampler:
             raise DataError(f"no document of the {split} split has two tokens; use a longer text")
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Unmasked pairs: input_ids, token_type_ids, attention_mask (B, T) and nsp_labels (B,)."""
+        """Unmasked pairs: input_ids, token_type_ids, attention_mask (B, T) and nsp_labels (B,), which
+        hold the SOP labels with objective="sop"."""
         starts, doc_lines = self.docs.line_starts, self.docs.doc_lines
         u = torch.rand((batch_size, 6), generator=generator, dtype=torch.float64).numpy()  # every draw, at once
         budget = self.max_seq_len - 3
@@ -179,8 +191,15 @@ class PairSampler:
         split = np.where(n_boundaries > 0, at_boundary, mid_line)
         len_a, len_b = split - a_start, chunk_end - split
 
+        flipped = u[:, 4] < 0.5  # NSP: B is random; SOP: A and B swap places
+        if self.objective == "sop":
+            keep_a, keep_b = truncate_longest_first(len_a, len_b, target)
+            a_start, b_start = split - keep_a, split
+            first, len_first = np.where(flipped, b_start, a_start), np.where(flipped, keep_b, keep_a)
+            second, len_second = np.where(flipped, a_start, b_start), np.where(flipped, keep_a, keep_b)
+            return self._assemble(first, len_first, second, len_second, flipped)
         # Random B: a line of another document, drawn uniformly over all lines outside doc_a.
-        is_random = u[:, 4] < 0.5
+        is_random = flipped
         lines_in_a = doc_lines[doc_a + 1] - doc_lines[doc_a]
         other = (u[:, 5] * (len(starts) - 1 - lines_in_a)).astype(np.int64)
         other += np.where(other >= doc_lines[doc_a], lines_in_a, 0)  # skip over doc_a's lines
@@ -190,7 +209,7 @@ class PairSampler:
         keep_a, keep_b = truncate_longest_first(len_a, len_b, target)
         return self._assemble(split - keep_a, keep_a, b_start, keep_b, is_random)
 
-    def _assemble(self, a_start, len_a, b_start, len_b, is_random) -> dict[str, torch.Tensor]:
+    def _assemble(self, a_start, len_a, b_start, len_b, label_one) -> dict[str, torch.Tensor]:
         """[CLS] A [SEP] B [SEP] [PAD]..., built for the whole batch by index arithmetic."""
         pos = np.arange(self.max_seq_len)[None, :]  # (1, T)
         len_a, len_b = len_a[:, None], len_b[:, None]  # (B, 1)
@@ -207,7 +226,7 @@ class PairSampler:
             "input_ids": torch.from_numpy(ids.astype(np.int64)),
             "token_type_ids": torch.from_numpy(segment_b.astype(np.int64)),
             "attention_mask": torch.from_numpy(real.astype(np.int64)),
-            "nsp_labels": torch.from_numpy(np.where(is_random, NOT_NEXT, IS_NEXT).astype(np.int64)),
+            "nsp_labels": torch.from_numpy(label_one.astype(np.int64)),  # 1: NOT_NEXT (NSP) or SWAPPED (SOP)
         }
 
 

@@ -1,4 +1,4 @@
-"""Losses: next-token cross-entropy, MLM masking statistics and loss, NSP."""
+"""Losses: next-token cross-entropy, MLM masking statistics and loss, NSP, replaced-token detection."""
 
 import math
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from minilm.model.losses import IGNORE_INDEX, mask_tokens, mlm_loss, next_token_loss, nsp_loss
+from minilm.model.losses import (IGNORE_INDEX, mask_tokens, mlm_loss, next_token_loss, nsp_loss, replaced_token_labels,
+                                 rtd_loss)
 
 PAD, CLS, SEP, MASK = 0, 1, 2, 3
 VOCAB = 1000
@@ -112,3 +113,18 @@ def test_nsp_loss_is_near_zero_for_confident_correct_logits_and_large_for_wrong_
     confident = torch.tensor([[10.0, -10.0], [-10.0, 10.0]])
     assert nsp_loss(confident, labels).item() == pytest.approx(0.0, abs=1e-6)
     assert nsp_loss(-confident, labels).item() == pytest.approx(20.0, abs=1e-3)
+
+
+def test_a_replacement_equal_to_the_original_token_is_labelled_original():
+    original = torch.tensor([[5, 6, 7, 8]])
+    corrupted = torch.tensor([[5, 9, 7, 8]])  # position 1 replaced; position 2 "replaced" by itself
+    assert replaced_token_labels(original, corrupted).tolist() == [[0, 1, 0, 0]]
+
+
+def test_rtd_loss_is_the_mean_binary_cross_entropy_over_real_tokens_only():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 9.0]])
+    labels = torch.tensor([[1, 0, 1, 1]])
+    mask = torch.tensor([[1, 1, 1, 0]])  # the last position is padding: its wrong-looking logit must not count
+    p = torch.sigmoid(logits[0, :3])
+    expected = -(torch.log(p[0]) + torch.log(1 - p[1]) + torch.log(p[2])) / 3
+    torch.testing.assert_close(rtd_loss(logits, labels, mask), expected)

@@ -1,4 +1,5 @@
-"""Training objectives: next-token prediction (GPT), masked-LM and next-sentence prediction (BERT).
+"""Training objectives: next-token prediction (GPT), masked-LM and next-sentence prediction (BERT),
+replaced-token detection (ELECTRA).
 
 docs/losses.md has the formulas. Positions whose label is IGNORE_INDEX do not count in a loss.
 """
@@ -32,6 +33,25 @@ def mlm_loss(mlm_logits, mlm_labels):
 def nsp_loss(nsp_logits, nsp_labels):
     """nsp_logits (B, 2); label 0 means sentence B really follows A, 1 means B is a random sentence."""
     return F.cross_entropy(nsp_logits, nsp_labels)
+
+
+def replaced_token_labels(original_ids, corrupted_ids):
+    """ELECTRA's discriminator targets (B, T): 1 where the input differs from the original text, else 0.
+
+    A position the generator filled with the original token counts as original (0), as in the paper:
+    the discriminator cannot be asked to find a replacement that changed nothing.
+    """
+    return (corrupted_ids != original_ids).long()
+
+
+def rtd_loss(rtd_logits, rtd_labels, attention_mask):
+    """Replaced-token detection: binary cross-entropy of "replaced" over every real (non-padding) token.
+
+    rtd_logits (B, T), one logit a token; rtd_labels (B, T) from replaced_token_labels; attention_mask (B, T).
+    Unlike masked-LM, every token teaches something, which is ELECTRA's point.
+    """
+    real = attention_mask.bool()
+    return F.binary_cross_entropy_with_logits(rtd_logits[real], rtd_labels[real].float())
 
 
 def mask_tokens(input_ids, special_mask, mask_id: int, vocab_size: int, mlm_prob: float = 0.15,
