@@ -7,6 +7,7 @@
     minilm/peft/        + minilm/model
     minilm/finetune/    + minilm/{model,training,hf,peft}, tokenizer, common
     minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
+    minilm/serve/       + the same and data/ (HTTP in front of any model folder, encoding as fine-tuning does)
     minilm/__init__.py  the facade: minilm/model, minilm/hf
     data/               + tokenizer, minilm, common
     exercises/          + minilm, tokenizer, common (learning material that compares with the library)
@@ -26,7 +27,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"train_gpt", "train_bert", "finetune", "sample"}
 MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "minilm.viz",
-                "minilm.trace")
+                "minilm.trace", "minilm.serve")
 LOOKING_INSIDE = {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "tokenizer", "common"}
 ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "common": set(),
@@ -38,6 +39,7 @@ ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "minilm.finetune": {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer", "common"},
     "minilm.viz": LOOKING_INSIDE,  # pictures and the attention page, of any model folder
     "minilm.trace": LOOKING_INSIDE,  # the shape trace, of any model folder
+    "minilm.serve": {*LOOKING_INSIDE, "data"},  # HTTP in front of any model folder, encoding as fine-tuning did
     "minilm": {"minilm.model", "minilm.hf"},
     "data": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
     "exercises": {"common", "tokenizer", "minilm", *MINILM_ROOMS},

@@ -49,6 +49,12 @@ def hidden_states(backbone: nn.Module, input_ids, attention_mask=None, token_typ
     return hidden, None
 
 
+def mean_pool(hidden, attention_mask):
+    """The mean hidden state over the real tokens: hidden (B, T, C), attention_mask (B, T) 1 for real -> (B, C)."""
+    mask = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
+
+
 class _TaskHead(nn.Module):
     """A backbone, then dropout and a linear layer named `classifier`."""
 
@@ -89,8 +95,7 @@ class SequenceClassifier(_TaskHead):
         if self.pooling == "pooler":
             return pooled
         if self.pooling == "mean":
-            mask = attention_mask.to(hidden.dtype)[:, :, None]  # (B, T, 1)
-            return (hidden * mask).sum(dim=1) / mask.sum(dim=1)
+            return mean_pool(hidden, attention_mask)
         last = attention_mask.long().sum(dim=1) - 1  # (B,) index of the last real token (right padding)
         return hidden[torch.arange(hidden.size(0), device=hidden.device), last]
 

@@ -60,7 +60,14 @@ class GPT(TransformerModel):
     @torch.no_grad()
     def generate(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                  top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None):
-        """Extend input_ids (B, T) by max_new_tokens tokens. temperature=0 is greedy.
+        """Extend input_ids (B, T) by max_new_tokens tokens: (B, T + max_new_tokens). temperature=0 is greedy."""
+        new_ids = self.generate_tokens(input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator)
+        return torch.cat([input_ids, *new_ids], dim=1)
+
+    @torch.no_grad()
+    def generate_tokens(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+                        top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None):
+        """Yield each new token (B, 1) as soon as it is sampled, max_new_tokens of them (a server streams them).
 
         With the KV cache each step feeds only the newest token. When the sequence outgrows the
         context window, the prompt is cropped to the last block_size tokens and the cache rebuilt.
@@ -77,4 +84,4 @@ class GPT(TransformerModel):
                 logits, _ = self(input_ids[:, -1:], kv_cache=cache)  # only the newest token
             next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
             input_ids = torch.cat([input_ids, next_id], dim=1)
-        return input_ids
+            yield next_id

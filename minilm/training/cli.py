@@ -129,6 +129,14 @@ def _add_field(group, field: dataclasses.Field, default) -> None:
         group.add_argument(field.name, nargs=field.metadata["nargs"], type=_converter(base, field.name, choices),
                            help=help_text, metavar=field.name)
         return
+    if typing.get_origin(kind) is list:  # a flag given once per value: --ckpt a --ckpt b -> ["a", "b"]
+        item = typing.get_args(kind)[0]
+        required = default is REQUIRED  # otherwise the values given are added to the default list
+        group.add_argument(f"--{field.name}", action="append", type=_converter(item, field.name, choices),
+                           required=required, default=None if required else list(default),
+                           help=f"{help_text} ({'required' if required else f'default {default}'}; repeat the "
+                                "flag for several)", metavar=_metavar(item, choices))
+        return
     if default is REQUIRED:
         group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), required=True,
                            help=f"{help_text} (required)".strip(), metavar=_metavar(kind, choices))

@@ -1,0 +1,157 @@
+"""The FastAPI app: its routes, the bearer-token check, CORS, the body-size limit and one error format.
+
+    POST /v1/generate  /v1/classify  /v1/tag  /v1/fill-mask  /v1/embed     (token required, if one is set)
+    GET  /v1/models    /metrics                                            (token required, if one is set)
+    GET  /health       /docs  /openapi.json                                (open)
+
+Every refusal has the same body, {"detail": "<what is wrong and how to fix it>", "field": "<field or null>"},
+whether it comes from validation (422), a limit, the queue (503) or the token check (401).
+"""
+
+import hmac
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.exceptions import HTTPException
+
+from .body_guard import BodyGuard
+from .limits import RequestError
+from .metrics import MetricsMiddleware
+from .schemas import (ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, ErrorBody, FillMaskRequest,
+                      FillMaskResponse, GenerateRequest, GenerateResponse, Health, ModelList, TagRequest, TagResponse)
+from .service import Service
+
+ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 413, 422, 503, 504)}  # for /docs
+ENCODER_ROUTES = {"classify": (ClassifyRequest, ClassifyResponse), "tag": (TagRequest, TagResponse),
+                  "fill-mask": (FillMaskRequest, FillMaskResponse), "embed": (EmbedRequest, EmbedResponse)}
+
+
+def create_app(service: Service) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app):
+        service.start()
+        yield
+        service.stop(service.config.shutdown_timeout)  # finish what is queued, then return
+
+    app = FastAPI(title="minilm", summary="GPT and BERT models behind HTTP (docs/serving.md)", lifespan=lifespan)
+    app.state.service = service
+    routers = [_api_routes(service), _open_routes(service)]
+    app.include_router(routers[0], dependencies=[Depends(_token_check(service.config.api_key))], responses=ERRORS)
+    app.include_router(routers[1])
+    _add_error_handlers(app)
+    app.add_middleware(BodyGuard, max_bytes=service.config.max_body_bytes)  # each add_middleware wraps the last
+    if service.config.cors_origin:
+        app.add_middleware(CORSMiddleware, allow_origins=service.config.cors_origin, allow_methods=["GET", "POST"],
+                           allow_headers=["Authorization", "Content-Type"])
+    paths = {route.path for router in routers for route in router.routes} | {app.docs_url, app.openapi_url}
+    app.add_middleware(MetricsMiddleware, metrics=service.metrics, paths=paths)  # outermost: counts everything
+    return app
+
+
+def _api_routes(service: Service) -> APIRouter:
+    router = APIRouter()
+
+    @router.post("/v1/generate", response_model=GenerateResponse,
+                 responses={200: {"content": {"text/event-stream": {}},
+                                  "description": 'with "stream": true, events token ... done'}})
+    async def generate(request: GenerateRequest):
+        if request.stream:
+            return StreamingResponse(await service.stream(request), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return await service.answer("generate", request)
+
+    for endpoint, (request_model, response_model) in ENCODER_ROUTES.items():
+        router.add_api_route(f"/v1/{endpoint}", _answering(service, endpoint, request_model), methods=["POST"],
+                             response_model=response_model, name=endpoint.replace("-", "_"))
+
+    @router.get("/v1/models", response_model=ModelList)
+    async def models():
+        return {"models": [served.describe() for served in service.models.values()]}
+
+    @router.get("/metrics", response_class=Response)
+    async def metrics():
+        return Response(service.metrics.text(), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def _answering(service: Service, endpoint: str, request_model):
+    """The route of one endpoint: FastAPI reads the annotation and validates the body against request_model."""
+    async def answer(request: request_model):
+        return await service.answer(endpoint, request)
+
+    return answer
+
+
+def _open_routes(service: Service) -> APIRouter:
+    router = APIRouter()
+
+    @router.get("/health", response_model=Health)
+    async def health():  # for a load balancer's liveness probe: answers while the workers compute
+        return {"status": "ok", "models": len(service.models), "queue_depth": service.depth}
+
+    return router
+
+
+def _token_check(api_key: str | None):
+    """A dependency that lets a request through only with `Authorization: Bearer <api_key>` (none: all)."""
+    bearer = HTTPBearer(auto_error=False, description="the server's --api_key")
+
+    async def check(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)):
+        if api_key is None:
+            return
+        given = credentials.credentials.encode() if credentials is not None else b""
+        if not hmac.compare_digest(given, api_key.encode()):  # constant time: no timing hints at the key
+            raise RequestError(401, "Authorization", "Authorization: missing or wrong bearer token; send the "
+                               "header 'Authorization: Bearer <key>' with the server's --api_key",
+                               {"WWW-Authenticate": "Bearer"})
+
+    return check
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestError)
+    async def refused(request: Request, error: RequestError):
+        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, error: RequestValidationError):
+        return JSONResponse(*validation_body(error.errors()))
+
+    @app.exception_handler(HTTPException)  # FastAPI's own: an unknown path (404), a wrong method (405)
+    async def http_error(request: Request, error: HTTPException):
+        return JSONResponse({"detail": str(error.detail), "field": None}, status_code=error.status_code,
+                            headers=error.headers)
+
+
+def validation_body(errors: list[dict]) -> tuple[dict, int]:
+    """pydantic's errors as one message naming each field: ("texts[0]: Input should be a valid string", 422).
+    A body that is not JSON at all (or not UTF-8) is a 400."""
+    if any(e["type"] == "json_invalid" for e in errors):
+        reason = next(e for e in errors if e["type"] == "json_invalid").get("ctx", {}).get("error", "")
+        return {"detail": f"request body: not valid JSON ({reason}); send a JSON object", "field": None}, 400
+    if [e["loc"] for e in errors] == [("body",)]:  # not an object: a list, a number, or no JSON content type
+        return {"detail": "request body: expected a JSON object, sent with 'Content-Type: application/json'",
+                "field": None}, 422
+    messages = {}  # field -> its messages (a union, e.g. a text or a pair, reports one per member)
+    for e in errors:
+        field = _field_name(e["loc"])
+        messages.setdefault(field, []).append(e["msg"])
+    parts = [f"{field}: {', or '.join(dict.fromkeys(msgs))}" for field, msgs in messages.items()]
+    return {"detail": "; ".join(parts), "field": next(iter(messages))}, 422
+
+
+def _field_name(loc) -> str:
+    """("body", "texts", 0, "str") -> "texts[0]": a list index closes the name (what follows it is pydantic's
+    name for a member of a union); the whole body is "body"."""
+    name = ""
+    for part in loc[1:]:
+        if isinstance(part, int):
+            return f"{name}[{part}]"
+        name = f"{name}.{part}" if name else part
+    return name or "body"

@@ -1,0 +1,157 @@
+"""The service behind the routes: which model answers, the limits that need no tokenizer, and the wait for a
+worker (docs/serving.md). Everything here runs on the event loop and returns quickly; the work is queued.
+
+    pick(name, endpoint)     the named model, or the first that serves the endpoint      404 / 400
+    check_limits(request)    texts per request, characters per text, max_new_tokens cap  422
+    answer(...)              queue the job, wait for it                                  503 / 504
+                             (two lanes, each its own queue and workers: generation apart from the rest)
+    stream(...)              queue a generation, yield its server-sent events
+"""
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+from .config import ServeConfig
+from .inference import run_encoder_jobs, run_generation
+from .limits import RequestError, check_max_new_tokens, check_text_chars, check_text_count
+from .metrics import Metrics
+from .models import ServedModel
+from .scheduler import Job, QueueFull, Scheduler, ShuttingDown
+
+RETRY_AFTER_SECONDS = "1"
+
+
+@dataclass
+class Service:
+    models: dict[str, ServedModel]
+    config: ServeConfig
+    metrics: Metrics
+
+    def __post_init__(self):
+        if any(name != served.name for name, served in self.models.items()):
+            raise ValueError("models must be keyed by their own names")
+        # Two lanes, each with its own queue and workers: a long generation never holds up a classify request.
+        cfg = self.config
+        self.lanes = {"encode": Scheduler(self._run, cfg.workers, cfg.max_queue, cfg.max_batch, self._depth_changed),
+                      "generate": Scheduler(self._run, cfg.workers, cfg.max_queue, 1, self._depth_changed)}
+        for served in self.models.values():
+            self.metrics.load_seconds.labels(served.name).set(served.load_seconds)
+
+    def start(self) -> None:
+        for lane in self.lanes.values():
+            lane.start()
+
+    def stop(self, timeout: float) -> None:
+        """Take no new work; finish what is queued (at most timeout seconds in all)."""
+        end = time.monotonic() + timeout
+        for lane in self.lanes.values():
+            lane.stop(max(0.0, end - time.monotonic()))
+
+    @property
+    def depth(self) -> int:
+        return sum(lane.depth for lane in self.lanes.values())
+
+    def _depth_changed(self, _depth_of_one_lane: int) -> None:
+        self.metrics.queue_depth.set(self.depth)
+
+    # ---- on the event loop ------------------------------------------------------------------------
+    def pick(self, name: str | None, endpoint: str) -> ServedModel:
+        loaded = "; ".join(f"{m.name} ({', '.join(m.endpoints)})" for m in self.models.values())
+        if name is None:
+            served = next((m for m in self.models.values() if endpoint in m.endpoints), None)
+            if served is None:
+                raise RequestError(400, "model", f"no loaded model serves {endpoint}; loaded: {loaded}")
+            return served
+        if name not in self.models:
+            raise RequestError(404, "model", f"model: no model named {name!r} is loaded; loaded: {loaded}")
+        served = self.models[name]
+        if endpoint not in served.endpoints:
+            raise RequestError(400, "model", f"model: {name!r} is a {type(served.model).__name__} and cannot "
+                               f"{endpoint}; it serves {', '.join(served.endpoints) or 'nothing'}")
+        return served
+
+    def check_limits(self, endpoint: str, request) -> int:
+        """The cheap checks, before queueing; returns the number of texts in the request."""
+        cfg = self.config
+        if endpoint in ("classify", "embed"):
+            check_text_count(len(request.texts), cfg.max_texts)
+            for i, text in enumerate(request.texts):
+                for part in (text if isinstance(text, list) else [text]):
+                    check_text_chars(part, cfg.max_text_chars, f"texts[{i}]")
+            return len(request.texts)
+        field = "prompt" if endpoint == "generate" else "text"
+        check_text_chars(getattr(request, field), cfg.max_text_chars, field)
+        if endpoint == "generate" and "max_new_tokens" not in request.model_fields_set:
+            request.max_new_tokens = min(request.max_new_tokens, cfg.max_new_tokens)  # the default, held to the cap
+        elif endpoint == "generate":
+            check_max_new_tokens(request.max_new_tokens, cfg.max_new_tokens)
+        return 1
+
+    def _job(self, endpoint: str, request, on_event=None) -> Job:
+        served = self.pick(request.model, endpoint)
+        size = self.check_limits(endpoint, request)
+        loop = asyncio.get_running_loop()
+        job = Job((served.name, endpoint), size, request, time.monotonic() + self.config.request_timeout, loop,
+                  None if on_event else loop.create_future(), endpoint != "generate", on_event)
+        try:
+            self.lanes["generate" if endpoint == "generate" else "encode"].submit(job)
+        except QueueFull:
+            raise RequestError(503, None, f"the server is busy: all {self.config.max_queue} places in its queue are "
+                               "taken (--max_queue); retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}) from None
+        except ShuttingDown:
+            raise RequestError(503, None, "the server is shutting down; retry on another replica",
+                               {"Retry-After": RETRY_AFTER_SECONDS}) from None
+        return job
+
+    async def answer(self, endpoint: str, request) -> dict:
+        job = self._job(endpoint, request)
+        try:
+            return await asyncio.wait_for(job.future, self.config.request_timeout)
+        except TimeoutError:
+            job.cancelled = True
+            raise self._timed_out() from None
+
+    async def stream(self, request):
+        """Queue a generation; return its server-sent events as an async iterator of bytes. A request the
+        worker refuses (e.g. a prompt too long) raises here, before any byte is sent, so it keeps its 4xx."""
+        events = asyncio.Queue()
+        job = self._job("generate", request, on_event=lambda kind, data: events.put_nowait((kind, data)))
+        try:
+            first = await asyncio.wait_for(events.get(), self.config.request_timeout)
+        except TimeoutError:
+            job.cancelled = True
+            raise self._timed_out() from None
+        if first[0] == "error":
+            raise first[1]
+        return self._events(job, events, first)
+
+    async def _events(self, job: Job, events: asyncio.Queue, event):
+        try:
+            while True:
+                kind, data = event
+                if kind == "error":  # after the first token: the status is sent already, so say it here
+                    error = data if isinstance(data, RequestError) else RequestError(500, None, f"failed: {data}")
+                    data = error.body()
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+                if kind != "token":
+                    return
+                event = await events.get()
+        finally:
+            job.cancelled = True  # the client left (or the stream ended): the worker stops sampling
+
+    def _timed_out(self) -> RequestError:
+        return RequestError(504, None, f"the request took longer than {self.config.request_timeout:g} s "
+                            "(--request_timeout); the server is overloaded, or ask for less")
+
+    # ---- in a worker thread -----------------------------------------------------------------------
+    def _run(self, jobs: list[Job]) -> None:
+        name, endpoint = jobs[0].key
+        served = self.models[name]
+        if endpoint == "generate":
+            for job in jobs:
+                run_generation(served, job, self.config.truncate, self.metrics.tokens.labels(name).inc)
+            return
+        self.metrics.batch_texts.observe(sum(job.size for job in jobs))
+        run_encoder_jobs(served, endpoint, jobs, self.config.truncate)
