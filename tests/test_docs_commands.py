@@ -15,7 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 PROJECT = {"minilm", "tokenizer", "data", "exercises"}
-SUBCOMMANDS = {"finetune.py": {"predict"}, "minilm.viz": {"attention", "figures"}, "tokenizer": {"encode", "train"}}
+SUBCOMMANDS = {"finetune.py": {"predict", "evaluate"}, "minilm.viz": {"attention", "figures"}, "tokenizer": {"encode", "train"},
+               "minilm.assistant": {"chat", "evaluate"}, "minilm.compress": {"quantize", "prune"}}
 
 
 def commands_on(page: Path) -> list[str]:

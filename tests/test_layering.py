@@ -3,16 +3,19 @@
     common/             stdlib only: atomic writes, the error types
     tokenizer/          + common
     minilm/model/       the Transformer: torch, numpy, the stdlib, itself
-    minilm/training/    + minilm/model, common            minilm/hf/   + minilm/model, common
+    minilm/compress/    + minilm/model, common (int8 modules and head pruning, which the loaders rebuild)
+    minilm/training/    + minilm/model, minilm/compress, common            minilm/hf/   + minilm/model, common
     minilm/peft/        + minilm/model
-    minilm/finetune/    + minilm/{model,training,hf,peft}, tokenizer, common
+    minilm/finetune/    + minilm/{model,compress,training,hf,peft}, tokenizer, common
     minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
     minilm/serve/       + the same and data/ (HTTP in front of any model folder, encoding as fine-tuning does)
+    minilm/assistant/   + minilm/finetune, common (the chatterbot assistant; its __main__.py reads data/)
     minilm/__init__.py  the facade: minilm/model, minilm/hf
     data/               + tokenizer, minilm, common
     exercises/          + minilm, tokenizer, common (learning material that compares with the library)
     scripts, bench/, python -m commands (__main__.py, minilm/parity.py, minilm/hf/export.py, which reads
-                        checkpoints and tokenizers from inside minilm/hf/): anything but another script
+                        checkpoints and tokenizers from inside minilm/hf/, minilm/compress/commands.py, which
+                        reads a checkpoint's data): anything but another script
 
 Imports are read with `ast`, so those inside functions (lazy imports) count too. tests/ may import
 anything and is not checked.
@@ -27,26 +30,30 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"train_gpt", "train_bert", "finetune", "sample"}
 MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "minilm.viz",
-                "minilm.trace", "minilm.serve")
+                "minilm.trace", "minilm.compress", "minilm.serve", "minilm.assistant")
+READ_DATA = {"minilm.serve"}  # rooms that import data/ (which may therefore not import them)
 LOOKING_INSIDE = {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "tokenizer", "common"}
 ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "common": set(),
     "tokenizer": {"common"},
     "minilm.model": set(),
-    "minilm.training": {"minilm.model", "common"},
+    "minilm.compress": {"minilm.model", "common"},
+    "minilm.training": {"minilm.model", "minilm.compress", "common"},
     "minilm.hf": {"minilm.model", "common"},
     "minilm.peft": {"minilm.model"},
-    "minilm.finetune": {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer", "common"},
+    "minilm.finetune": {"minilm.model", "minilm.compress", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer",
+                        "common"},
     "minilm.viz": LOOKING_INSIDE,  # pictures and the attention page, of any model folder
     "minilm.trace": LOOKING_INSIDE,  # the shape trace, of any model folder
     "minilm.serve": {*LOOKING_INSIDE, "data"},  # HTTP in front of any model folder, encoding as fine-tuning did
+    "minilm.assistant": {"minilm.finetune", "common"},  # retrieval and replies; its command reads data/
     "minilm": {"minilm.model", "minilm.hf"},
-    "data": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
+    "data": {"common", "tokenizer", "minilm", *(set(MINILM_ROOMS) - READ_DATA)},
     "exercises": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
 }
 ENTRY_POINTS = {"script", "bench", "command"}  # may import every library layer, never a script
 MODEL_THIRD_PARTY = {"torch", "numpy"}
-COMMAND_MODULES = {"minilm.parity", "minilm.hf.export", "minilm.viz.docs_figures"}  # commands that are not a __main__.py
+COMMAND_MODULES = {"minilm.parity", "minilm.hf.export", "minilm.viz.docs_figures", "minilm.compress.commands"}  # commands that are not a __main__.py
 
 
 def module_name(path: Path, root: Path) -> str:

@@ -25,6 +25,7 @@ import torch
 from common.errors import CheckpointError, MissingFileError
 from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
+from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
 from ..hf import from_pretrained, read_config
 from ..model import GPT, Bert, BertConfig, GPTConfig
 from ..peft import PeftConfig, apply_peft, precompute_prefix
@@ -45,12 +46,18 @@ class Base:
 
 # -------------------------------------------------------------------------------------- base models
 
-def load_base(folder, alias: str | None = None, check_sha256: str | None = None, gpt2_tokenizer=None) -> Base:
+def load_base(folder, alias: str | None = None, check_sha256: str | None = None, gpt2_tokenizer=None,
+              allow_quantized: bool = False) -> Base:
     """The backbone and tokenizer in folder (see the module docstring). alias: the name the folder was
     fetched by; gpt2_tokenizer(): the standard GPT-2 tokenizer, for a Hugging Face GPT-2 folder that
-    carries no vocab.json and merges.txt (finetune.py passes data's)."""
+    carries no vocab.json and merges.txt (finetune.py passes data's). A quantized model is refused unless
+    allow_quantized (to look inside it): its int8 weights cannot train."""
     folder = Path(folder)
     config = read_config(folder)
+    if is_quantized(config) and not allow_quantized:
+        raise CheckpointError(f"{folder} is quantized to int8 ({config['quantization'].get('method')}): int8 "
+                              "weights do not train; fine-tune the float32 model it was made from, then quantize "
+                              "the result with python -m minilm.compress quantize")
     if "model_class" in config:
         backbone, tokenizer = _load_minilm_checkpoint(folder, config)
     else:
@@ -193,7 +200,7 @@ def open_model(spec: str, flag: str = "--ckpt", resolve_alias=None, gpt2_tokeniz
         model, tokenizer, _ = load_finetuned(folder, resolve_alias, gpt2_tokenizer)
         backbone = getattr(model, "backbone", model)  # a language-model fine-tune is the GPT itself
     else:
-        base = load_base(folder, gpt2_tokenizer=gpt2_tokenizer)
+        base = load_base(folder, gpt2_tokenizer=gpt2_tokenizer, allow_quantized=True)
         backbone, tokenizer = base.backbone, base.tokenizer
     return backbone.eval(), tokenizer
 
@@ -225,6 +232,8 @@ def load_finetuned(folder, resolve_alias=None, gpt2_tokenizer=None):
         apply_peft(model, peft_cfg, [] if task == "lm" else HEAD_NAMES)  # the same tensors, then loaded
     if config.get("merged") and peft_cfg.method == "prefix":
         precompute_prefix(model)
+    if is_quantized(config):  # python -m minilm.compress quantize: int8 modules for the int8 tensors
+        int8_shell(model, QuantizationRecord.from_config(config, str(folder / "config.json")))
     if config["base"] is None:
         load_model_weights(model, state_dict)
     else:

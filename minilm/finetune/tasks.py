@@ -68,19 +68,24 @@ class _LabelledTask(Task):
         generator = torch.Generator().manual_seed(0)
         train_losses = [self.loss(model, to_device(self.get_batch("train", cfg.batch_size, generator), device)).item()
                         for _ in range(cfg.eval_iters)]
-        val = self.examples["val"]
+        val_loss, golds, preds = self.predict_split("val", model, cfg.batch_size, device)
+        metrics = {"train_loss": sum(train_losses) / len(train_losses), "val_loss": val_loss}
+        metrics.update(self.scores(golds, preds))
+        return metrics
+
+    def predict_split(self, split, model, batch_size, device):
+        """(mean loss over examples, gold labels, predicted labels) over the whole split, in order."""
+        examples = self.examples[split]
         total_loss, golds, preds = 0.0, [], []
-        for start in range(0, len(val), cfg.batch_size):
-            chunk = val[start:start + cfg.batch_size]
+        for start in range(0, len(examples), batch_size):
+            chunk = examples[start:start + batch_size]
             batch = to_device(pad_batch(chunk, self.pad_id), device)
             logits, loss = model(**batch)
             total_loss += loss.item() * len(chunk)  # val_loss is a mean over examples
             for gold, pred in self.gold_and_predicted(batch["labels"], logits.argmax(dim=-1)):
                 golds.append(gold)
                 preds.append(pred)
-        metrics = {"train_loss": sum(train_losses) / len(train_losses), "val_loss": total_loss / len(val)}
-        metrics.update(self.scores(golds, preds))
-        return metrics
+        return total_loss / len(examples), golds, preds
 
 
 class ClassificationTask(_LabelledTask):

@@ -1,9 +1,10 @@
-"""Hugging Face GPT-2 and BERT folders in, without transformers (docs/hf_weights.md).
+"""Hugging Face GPT-2, BERT and DistilBERT folders in, without transformers (docs/hf_weights.md).
 
 A Hugging Face model folder holds config.json and the weights: model.safetensors, or the older
 pytorch_model.bin (a pickle, read with weights_only=True so it cannot run code). Loading is:
 
     1. config.json -> GPTConfig / BertConfig             config_from_hf (configs.py)
+       (a DistilBERT folder gives a BertConfig with type_vocab_size=0, pooler=False)
     2. read the tensors, safely                           read_weights
     3. rename each tensor through NAME_TABLE              load_hf_state_dict (the table: names.py)
 """
@@ -22,8 +23,8 @@ from common.errors import CheckpointError, MissingFileError
 
 from ..model import GPT, Bert, BertForPreTraining
 from .configs import config_from_hf
-from .names import HEADS, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES, TIED, Mapping, family_of, from_hf, \
-    mappings_for, to_hf
+from .names import FILE_PREFIXES, HEADS, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES, TIED, Mapping, family_of, \
+    from_hf, mappings_for, to_hf
 
 MODEL_CLASSES = {"GPT": GPT, "Bert": Bert, "BertForPreTraining": BertForPreTraining}
 
@@ -33,14 +34,17 @@ def from_pretrained(path, model_class=None):
 
     model_class (one of those classes) says which to build; by default config.json decides, as
     transformers' AutoModel does: gpt2 -> GPT; bert -> BertForPreTraining when its architectures
-    say so, else Bert. A Bert can be read from a BertForPreTraining folder (the heads are left out),
-    and a BertForPreTraining from a BertModel folder (the heads start fresh, with a warning).
+    say so, else Bert; distilbert -> Bert (without token-type embeddings and pooler). A Bert can be
+    read from a BertForPreTraining folder (the heads are left out), and a BertForPreTraining from a
+    BertModel folder (the heads start fresh, with a warning).
     """
     folder = _existing_folder(path)
     hf_config = read_config(folder)
     if model_class is None:
         model_class = _default_class(hf_config)
-    config = config_from_hf(hf_config, family_of(model_class), folder)
+    # The class Bert is both families: the folder says which.
+    distilbert = model_class is Bert and hf_config.get("model_type") == "distilbert"
+    config = config_from_hf(hf_config, "distilbert" if distilbert else family_of(model_class), folder)
     model = model_class(config)
     load_hf_state_dict(model, read_weights(folder), source=str(folder))
     return model.eval()  # like transformers: loaded for inference; call .train() to fine-tune
@@ -89,7 +93,7 @@ def _check_names(model, mappings: list[Mapping], tensors, source: str, example_k
 
 def _canonical_names(checkpoint, family: str) -> dict[str, torch.Tensor]:
     """Strip the model prefix, rename legacy names, drop the buffers that are not weights."""
-    prefix = "transformer." if family == "gpt2" else "bert."
+    prefix = FILE_PREFIXES[family]
     tensors = {}
     for key, tensor in checkpoint.items():
         name = key.removeprefix(prefix)

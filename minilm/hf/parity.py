@@ -2,7 +2,7 @@
 
     python -m minilm.parity PATH [--tokens 50] [--tol 1e-5]
 
-Loads PATH (a GPT-2 or BERT folder) into both libraries, feeds both the same inputs, and prints the
+Loads PATH (a GPT-2, BERT or DistilBERT folder) into both libraries, feeds both the same inputs, and prints the
 largest absolute difference of every output next to the largest reference value, plus, for GPT-2,
 whether greedy decoding picks the same tokens with and without minilm's KV cache. An output agrees
 when max|Δ| <= tol * max(1, max|ref|): absolute for outputs of order 1, relative for large logits
@@ -97,15 +97,30 @@ def compare_bert(path, architectures: list[str]) -> tuple[dict[str, tuple[float,
     return diffs, {}
 
 
+@torch.no_grad()
+def compare_distilbert(path) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
+    """DistilBertModel has no token types and no pooler: the hidden states are its only output."""
+    transformers = _import_transformers()
+    ours = from_pretrained(path, Bert)
+    theirs = transformers.DistilBertModel.from_pretrained(path, attn_implementation="eager").eval()
+    ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size))
+    real = mask.bool()
+    hidden, _ = ours(ids, attention_mask=mask)
+    expected = theirs(input_ids=ids, attention_mask=mask).last_hidden_state
+    return {"last hidden state (real tokens)": _max_diff(hidden[real], expected[real])}, {}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minilm.parity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", help="a Hugging Face model folder: config.json + model.safetensors or .bin")
+    parser.add_argument("path", help="a Hugging Face GPT-2, BERT or DistilBERT folder: config.json + "
+                                     "model.safetensors or .bin")
     parser.add_argument("--tokens", type=int, default=50, help="greedy tokens to compare (GPT-2)")
     parser.add_argument("--tol", type=float, default=1e-5, help="largest acceptable max|Δ|")
     args = parser.parse_args(argv)
 
     if not Path(args.path).is_dir():
-        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face GPT-2 or BERT model folder")
+        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face GPT-2, BERT or DistilBERT "
+                               "model folder")
     config = read_config(Path(args.path))
     model_type = config.get("model_type")
     warnings.filterwarnings("ignore", message=".*freshly initialised.*")
@@ -113,9 +128,11 @@ def main(argv=None) -> int:
         diffs, matches = compare_gpt2(args.path, args.tokens)
     elif model_type == "bert":
         diffs, matches = compare_bert(args.path, config.get("architectures") or [])
+    elif model_type == "distilbert":
+        diffs, matches = compare_distilbert(args.path)
     else:
-        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2 "
-                              "and bert folders")
+        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2, "
+                              "bert and distilbert folders")
 
     print(f"{args.path} ({model_type}), minilm vs transformers, float32 on CPU")
     agrees = {name: diff <= args.tol * max(1.0, scale) for name, (diff, scale) in diffs.items()}

@@ -73,17 +73,17 @@ def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: t
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, config: TransformerConfig, causal: bool):
+    def __init__(self, config: TransformerConfig, causal: bool, layer: int = 0):
         super().__init__()
         C, bias = config.n_embd, config.bias
-        self.n_head = config.n_head
-        self.head_dim = config.head_dim
+        self.n_head, self.head_dim = config.heads_in_layer(layer), config.head_dim  # fewer heads where pruned
+        width = self.n_head * self.head_dim  # the heads side by side: C, unless heads were pruned
         self.causal = causal
         self.attn_impl = config.attn_impl  # "manual": the lines below; "sdpa": torch's fused kernel
-        self.q_proj = nn.Linear(C, C, bias=bias)
-        self.k_proj = nn.Linear(C, C, bias=bias)
-        self.v_proj = nn.Linear(C, C, bias=bias)
-        self.out_proj = nn.Linear(C, C, bias=bias)
+        self.q_proj = nn.Linear(C, width, bias=bias)
+        self.k_proj = nn.Linear(C, width, bias=bias)
+        self.v_proj = nn.Linear(C, width, bias=bias)
+        self.out_proj = nn.Linear(width, C, bias=bias)
         self.attn_dropout = nn.Dropout(config.attn_dropout)  # on the attention probabilities
         self.resid_dropout = nn.Dropout(config.dropout)  # on the output, before the residual sum
 
@@ -98,7 +98,7 @@ class MultiHeadAttention(nn.Module):
         else:
             y = self._manual_attention(q, k, v, allowed)
 
-        y = y.transpose(1, 2).reshape(B, T, C)  # put the heads side by side again: (B, T, C)
+        y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.out_proj(y))
 
     @torch.no_grad()

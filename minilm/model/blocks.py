@@ -29,10 +29,10 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: TransformerConfig, causal: bool, pre_ln: bool):
+    def __init__(self, config: TransformerConfig, causal: bool, pre_ln: bool, layer: int = 0):
         super().__init__()
         self.pre_ln = pre_ln
-        self.attn = MultiHeadAttention(config, causal)
+        self.attn = MultiHeadAttention(config, causal, layer)  # layer: which entry of heads_per_layer is ours
         self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.mlp = MLP(config)
         self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)

@@ -28,6 +28,9 @@ class TransformerConfig:
     attn_impl: str = "manual"  # "manual": written out, what a reader steps through; "sdpa": fused kernel
     init_std: float = 0.02
     bias: bool = True  # False: no bias in any Linear or LayerNorm (nanoGPT's default; GPT-2 and BERT have them)
+    # Heads kept in each layer after pruning (minilm/compress/heads.py); None: n_head in every layer.
+    # Each head keeps its head_dim = n_embd / n_head, so a layer with h heads has q, k, v of width h * head_dim.
+    heads_per_layer: list[int] | None = None
 
     PRESETS: ClassVar[dict[str, dict]] = {}
 
@@ -51,6 +54,23 @@ class TransformerConfig:
             raise ValueError(f"init_std must be positive, got {self.init_std}")
         _require_choice(self, "attn_impl", ATTN_IMPLS)
         _require_choice(self, "gelu_approximate", GELU_APPROXIMATIONS)
+        if self.heads_per_layer is not None:
+            self._check_heads_per_layer()
+
+    def _check_heads_per_layer(self) -> None:
+        counts = self.heads_per_layer
+        if not isinstance(counts, (list, tuple)) or len(counts) != self.n_layer:
+            raise ValueError(f"heads_per_layer must list one head count per layer ({self.n_layer} numbers), "
+                             f"got {counts!r}")
+        for layer, count in enumerate(counts):
+            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= self.n_head:
+                raise ValueError(f"heads_per_layer[{layer}] is {count!r}: a layer keeps between 0 and n_head "
+                                 f"({self.n_head}) of its heads")
+        self.heads_per_layer = list(counts)  # a tuple from code, a list from config.json: the same config
+
+    def heads_in_layer(self, layer: int) -> int:
+        """How many attention heads layer `layer` has: n_head, unless the model was pruned."""
+        return self.n_head if self.heads_per_layer is None else self.heads_per_layer[layer]
 
     @property
     def head_dim(self) -> int:
@@ -94,11 +114,16 @@ class GPTConfig(TransformerConfig):
 
 @dataclass
 class BertConfig(TransformerConfig):
-    """BERT: post-LN blocks, bidirectional attention, exact (erf) GELU, LayerNorm eps 1e-12."""
+    """BERT: post-LN blocks, bidirectional attention, exact (erf) GELU, LayerNorm eps 1e-12.
+
+    DistilBERT is the same model with two parts left out: type_vocab_size=0 (no segment embeddings)
+    and pooler=False (no tanh layer on [CLS]). minilm/hf/ reads and writes such a Bert as a Hugging
+    Face DistilBertModel."""
 
     vocab_size: int = 30522
     block_size: int = 512
-    type_vocab_size: int = 2  # segment A / segment B
+    type_vocab_size: int = 2  # segment A / segment B; 0: no segment embeddings (DistilBERT)
+    pooler: bool = True  # the tanh layer on [CLS] that next-sentence prediction reads; DistilBERT has none
     pad_token_id: int = 0
     dropout: float = 0.1
     attn_dropout: float = 0.1
@@ -115,7 +140,10 @@ class BertConfig(TransformerConfig):
 
     def __post_init__(self):
         super().__post_init__()
-        _require_positive_int(self, "type_vocab_size")
+        if isinstance(self.type_vocab_size, bool) or not isinstance(self.type_vocab_size, int) \
+                or self.type_vocab_size < 0:
+            raise ValueError(f"type_vocab_size must be 0 (no segment embeddings) or a positive integer, "
+                             f"got {self.type_vocab_size!r}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be a valid id below vocab_size ({self.vocab_size})")
 

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from common.atomic import replace_folder_atomic
 from common.errors import CheckpointError
 
+from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
 from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
 
 WEIGHTS = "model.safetensors"
@@ -115,7 +116,9 @@ MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig),
 
 def saved_model(folder, config: dict, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     """Rebuild the model a checkpoint's config.json describes ("model_class", one of MODEL_CLASSES, and
-    "model", its config fields) and load the checkpoint's weights into it. Callers check the class first."""
+    "model", its config fields) and load the checkpoint's weights into it. Callers check the class first.
+    A pruned model's config lists its heads per layer; a quantized one's "quantization" says how its int8
+    tensors were made, and the float model gets int8 modules to load them into (minilm/compress/)."""
     model_cls, config_cls = MODEL_CLASSES[config["model_class"]]
     try:
         model_config = config_cls.from_dict(config["model"])
@@ -123,6 +126,8 @@ def saved_model(folder, config: dict, state_dict: dict[str, torch.Tensor]) -> to
         raise CheckpointError(f"{Path(folder) / CONFIG}: no valid 'model' settings ({err}); the checkpoint is "
                               "corrupt or not one of minilm's") from None
     model = model_cls(model_config)
+    if is_quantized(config):
+        int8_shell(model, QuantizationRecord.from_config(config, str(Path(folder) / CONFIG)))
     load_model_weights(model, state_dict)
     return model
 

@@ -1,0 +1,271 @@
+"""Knowledge distillation, DistilBERT-style: a small student learns from a fine-tuned teacher
+(docs/distillation.md has the math and the results).
+
+    student   the teacher with some of its blocks left out (default: blocks 0, 2, 4 of 6). The
+              embeddings, the kept blocks and the classification head are copied as they are, so the
+              student starts as a working, if worse, classifier.
+    loss      ce_weight · CE(z_s, y)                                     the labels
+            + kd_weight · T² · KL(softmax(z_t / T) ‖ softmax(z_s / T))    the teacher's probabilities
+            + cos_weight · mean(1 − cos(h_s, h_t))                        the teacher's hidden states
+
+z_s, z_t are the student's and the teacher's logits, T the temperature. In the cosine term each
+student block's output h_s is compared, on the real tokens, with the output of the last teacher block
+it stands in for: student block j replaces teacher blocks layers[j] .. layers[j + 1] - 1.
+
+finetune.py --teacher FOLDER (the recipe sentiment-distill) puts it together: DistillConfig holds the
+flags, open_teacher loads and checks the teacher, student_backbone cuts its blocks, and DistillationTask
+is the Task the shared Trainer drives. The teacher never trains: it lives in the Task, not in the model
+the optimizer sees, and the saved student is a whole model (no base) that `finetune.py predict` loads.
+"""
+
+import contextlib
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from common.errors import ConfigError, MissingFileError
+
+from ..hf import read_config
+from ..training.checkpoint import unwrap_model
+from .checkpoints import Base, load_finetuned
+from .tasks import ClassificationTask
+
+LOSS_WEIGHTS = ("ce_weight", "kd_weight", "cos_weight")
+
+
+@dataclass
+class DistillConfig:
+    teacher: str | None = field(default=None, metadata={
+        "help": "distil from this finetune.py classify checkpoint (an out_dir or its best/): the student starts "
+                "as the teacher's --student_layers, and --base is not used"})
+    student_layers: str = field(default="0,2,4", metadata={
+        "help": "the teacher's blocks the student keeps, in order (comma-separated)"})
+    temperature: float = field(default=2.0, metadata={"help": "T: both softmaxes of the KL term read z / T"})
+    kd_weight: float = field(default=1.0, metadata={"help": "weight of T² · KL to the teacher's probabilities "
+                                                    "(0 and --cos_weight 0: the student learns from the labels alone)"})
+    ce_weight: float = field(default=1.0, metadata={"help": "weight of the cross-entropy with the labels"})
+    cos_weight: float = field(default=0.0, metadata={"help": "weight of 1 - cos between student and teacher "
+                                                     "hidden states"})
+
+    def __post_init__(self):
+        if not 0 < self.temperature < math.inf:
+            raise ConfigError(f"--temperature must be a positive number, got {self.temperature}")
+        for name in LOSS_WEIGHTS:
+            if not 0 <= getattr(self, name) < math.inf:  # also catches nan
+                raise ConfigError(f"--{name} must be a number >= 0, got {getattr(self, name)}")
+        if not any(getattr(self, name) for name in LOSS_WEIGHTS):
+            raise ConfigError("--ce_weight, --kd_weight and --cos_weight are all 0: nothing to learn from")
+        self.layers  # parses --student_layers, so a mistake in it stops the run before anything loads
+
+    @property
+    def layers(self) -> list[int]:
+        """--student_layers as a list: "0,2,4" -> [0, 2, 4]."""
+        try:
+            layers = [int(part) for part in self.student_layers.split(",")]
+        except ValueError:
+            raise ConfigError(f"--student_layers {self.student_layers!r}: give block numbers separated by "
+                              "commas, e.g. 0,2,4") from None
+        if min(layers) < 0 or any(a >= b for a, b in zip(layers, layers[1:])):
+            raise ConfigError(f"--student_layers {self.student_layers}: the blocks must be >= 0 and in increasing "
+                              "order, each once (block j of the student stands in for the teacher's blocks "
+                              "from layers[j] to the next one)")
+        return layers
+
+    @property
+    def uses_teacher_outputs(self) -> bool:
+        """False for --kd_weight 0 --cos_weight 0: the teacher only gives the student its first weights."""
+        return self.kd_weight > 0 or self.cos_weight > 0
+
+
+# ------------------------------------------------------------------------------------------ the teacher
+
+@dataclass
+class Teacher:
+    model: nn.Module  # a SequenceClassifier, in eval mode; never trained here
+    tokenizer: object
+    config: dict  # its config.json
+    folder: Path
+
+
+def teacher_folder(cfg: DistillConfig, data_cfg, peft_cfg, given: set[str]) -> Path:
+    """The folder of the teacher --teacher names (an out_dir means its best/), once the flags that go
+    with distillation are checked; nothing is loaded yet."""
+    if data_cfg.task != "classify":
+        raise ConfigError(f"--teacher distils a classifier; --task {data_cfg.task} has no teacher")
+    if peft_cfg.method != "full":
+        raise ConfigError(f"--teacher trains the whole student; --method {peft_cfg.method} is not used with it "
+                          "(leave --method out)")
+    if "base" in given:
+        raise ConfigError("--base and --teacher: the student is built from the teacher's own blocks, so there "
+                          "is no other base; leave --base out")
+    folder = Path(cfg.teacher)
+    if not (folder / "config.json").exists() and (folder / "best" / "config.json").exists():
+        folder = folder / "best"  # a run's out_dir: its best checkpoint
+    if not (folder / "config.json").is_file():
+        raise MissingFileError(f"--teacher {cfg.teacher}: no finetune.py checkpoint there (no config.json); "
+                               "fine-tune the teacher first, e.g. python finetune.py --recipe sentiment-minilm "
+                               "--method full")
+    return folder
+
+
+def open_teacher(folder: Path, cfg: DistillConfig, resolve_alias=None, gpt2_tokenizer=None) -> Teacher:
+    """The teacher in folder, checked: a classifier whose modules are plain, with at least as many
+    blocks as the student keeps. resolve_alias, gpt2_tokenizer: as for load_finetuned."""
+    config = read_config(folder)
+    if config.get("task") != "classify":
+        raise ConfigError(f"--teacher {cfg.teacher}: a finetune.py --task classify checkpoint is needed, this one "
+                          f"is {config.get('task') or config.get('model_class')!r}")
+    if config.get("peft_applied"):
+        method = config["peft"]["method"]
+        raise ConfigError(f"--teacher {cfg.teacher} was fine-tuned with --method {method}, whose extra modules a "
+                          "student cannot copy block by block; distil from a --method full fine-tune, or from "
+                          "the merged/ folder of a LoRA fine-tune (finetune.py --merge)")
+    model, tokenizer, config = load_finetuned(folder, resolve_alias, gpt2_tokenizer)
+    check_student_fits(cfg.layers, model.backbone.config.n_layer, cfg.student_layers)
+    return Teacher(model.requires_grad_(False), tokenizer, config, folder)
+
+
+def check_student_fits(layers: list[int], n_teacher_layers: int, spec: str) -> None:
+    if len(layers) > n_teacher_layers:
+        raise ConfigError(f"--student_layers {spec} makes a student of {len(layers)} blocks, deeper than its "
+                          f"teacher ({n_teacher_layers} blocks): a student keeps some of the teacher's blocks; "
+                          f"choose fewer, e.g. --student_layers {','.join(map(str, range(0, n_teacher_layers, 2)))}")
+    if layers[-1] >= n_teacher_layers:
+        raise ConfigError(f"--student_layers {spec}: the teacher has blocks 0 to {n_teacher_layers - 1}, "
+                          f"there is no block {layers[-1]}")
+
+
+def student_base(teacher: Teacher, layers: list[int]) -> Base:
+    """What finetune.py fine-tunes: the student's backbone and the teacher's tokenizer. The pointer is
+    None: the student is saved whole, so it needs no base model to load."""
+    return Base(student_backbone(teacher.model.backbone, layers), teacher.tokenizer, pointer=None)
+
+
+def student_backbone(backbone: nn.Module, layers: list[int]) -> nn.Module:
+    """A copy of backbone (a Bert or GPT) that keeps only the blocks `layers`, in that order: student
+    block j starts as a copy of teacher block layers[j]. Embeddings (and BERT's pooler) are copied too."""
+    student = copy.deepcopy(backbone)
+    student.blocks = nn.ModuleList(student.blocks[i] for i in layers)
+    heads = student.config.heads_per_layer  # a pruned teacher: each kept block keeps its head count
+    student.config = dataclasses.replace(student.config, n_layer=len(layers),
+                                         heads_per_layer=[heads[i] for i in layers] if heads else None)
+    return student.train().requires_grad_(True)
+
+
+def distillation_task(student: nn.Module, task: ClassificationTask, teacher: Teacher, cfg: DistillConfig,
+                      data_cfg) -> "DistillationTask":
+    """The Task that trains the student (a SequenceClassifier on student_base's backbone) from the
+    teacher; first the student's head becomes a copy of the teacher's."""
+    start_from_teacher_head(student, teacher, task.labels)
+    note = data_split_note(teacher, data_cfg)
+    if note:
+        print(note)
+    return DistillationTask(task, teacher, cfg)
+
+
+def start_from_teacher_head(student: nn.Module, teacher: Teacher, labels: list[str]) -> None:
+    """The student reads the teacher's labels, pools as it does and starts from its head's weights."""
+    teacher_labels = teacher.config["labels"]
+    if labels != teacher_labels:
+        raise ConfigError(f"the teacher {teacher.folder} was fine-tuned with the labels {teacher_labels}, but the "
+                          f"data has {labels}: its logits would name other classes; distil on data labelled "
+                          "as the teacher's was")
+    if student.pooling != teacher.model.pooling:
+        raise ConfigError(f"--pooling {student.pooling}: the teacher pools by {teacher.model.pooling!r}, and its "
+                          f"head reads that vector; pass --pooling {teacher.model.pooling}")
+    student.classifier.load_state_dict(teacher.model.classifier.state_dict())
+
+
+def data_split_note(teacher: Teacher, data_cfg) -> str | None:
+    """A warning when the teacher was fine-tuned on another split, which may hold this run's validation
+    examples (its accuracy on them would then be flattered)."""
+    keys = ("data", "val_data", "val_fraction", "max_examples", "text_column", "label_column")
+    theirs, ours = teacher.config.get("data", {}), dataclasses.asdict(data_cfg)
+    differ = [key for key in keys if theirs.get(key) != ours[key]]
+    if not differ:
+        return None
+    return (f"note: the teacher was fine-tuned with other {', '.join('--' + k for k in differ)}; the examples "
+            "held out here may be ones it trained on")
+
+
+# ------------------------------------------------------------------------------------------- the loss
+
+def soft_cross_entropy_kl(student_logits, teacher_logits, temperature: float):
+    """T² · KL(p_t ‖ p_s), p = softmax(z / T), averaged over the batch. logits (B, num_labels).
+
+    KL(p_t ‖ p_s) = Σ_c p_t,c · (log p_t,c − log p_s,c). Its gradient with respect to z_s is
+    (p_s − p_t) / T, which shrinks as 1 / T² for large T; the factor T² undoes that, so changing T
+    does not change how much this term weighs against the cross-entropy (docs/distillation.md)."""
+    log_p_student = F.log_softmax(student_logits / temperature, dim=-1)  # (B, num_labels)
+    log_p_teacher = F.log_softmax(teacher_logits / temperature, dim=-1)
+    kl = (log_p_teacher.exp() * (log_p_teacher - log_p_student)).sum(dim=-1)  # (B,)
+    return temperature ** 2 * kl.mean()
+
+
+def hidden_cosine_loss(student_hidden: list, teacher_hidden: list, attention_mask):
+    """mean over the pairs and the real tokens of 1 − cos(h_s, h_t); each h (B, T, C), mask (B, T)."""
+    real = attention_mask.bool()  # (B, T)
+    losses = [1 - F.cosine_similarity(h_s[real], h_t[real], dim=-1).mean()  # (N real tokens, C) -> ()
+              for h_s, h_t in zip(student_hidden, teacher_hidden)]
+    return torch.stack(losses).mean()
+
+
+def matched_teacher_blocks(layers: list[int], n_teacher_layers: int) -> list[int]:
+    """For each student block j, the teacher block whose output it should reproduce: the last of
+    those it stands in for. [0, 2, 4] of 6 -> [1, 3, 5]."""
+    return [nxt - 1 for nxt in layers[1:]] + [n_teacher_layers - 1]
+
+
+@contextlib.contextmanager
+def block_outputs(backbone: nn.Module):
+    """Collect the output of each of backbone's blocks (B, T, C), in order, during the forward passes
+    run inside the `with`."""
+    outputs = []
+    hooks = [block.register_forward_hook(lambda module, inputs, output: outputs.append(output))
+             for block in backbone.blocks]
+    try:
+        yield outputs
+    finally:
+        for hook in hooks:
+            hook.remove()
+
+
+class DistillationTask(ClassificationTask):
+    """The classification Task with the teacher beside it: in training the loss is the module
+    docstring's sum; evaluation (the student in eval mode) reports the plain cross-entropy and
+    accuracy, comparable with any fine-tune's."""
+
+    def __init__(self, task: ClassificationTask, teacher: Teacher, cfg: DistillConfig):
+        super().__init__(task.examples, task.pad_id, task.labels)
+        self.teacher, self.cfg = teacher, cfg
+        n_teacher_layers = teacher.model.backbone.config.n_layer
+        self.matched = matched_teacher_blocks(cfg.layers, n_teacher_layers)
+
+    def loss(self, model, batch):
+        if not model.training or not self.cfg.uses_teacher_outputs:
+            logits, ce = model(**batch)
+            return ce * (self.cfg.ce_weight if model.training else 1.0)
+        with block_outputs(unwrap_model(model).backbone) as student_hidden:
+            logits, ce = model(**batch)  # (B, num_labels)
+        teacher_logits, teacher_hidden = self.teacher_outputs(batch)
+        loss = self.cfg.ce_weight * ce
+        loss = loss + self.cfg.kd_weight * soft_cross_entropy_kl(logits, teacher_logits, self.cfg.temperature)
+        if self.cfg.cos_weight > 0:
+            matched = [teacher_hidden[i] for i in self.matched]
+            loss = loss + self.cfg.cos_weight * hidden_cosine_loss(student_hidden, matched, batch["attention_mask"])
+        return loss
+
+    @torch.no_grad()
+    def teacher_outputs(self, batch):
+        """The teacher's logits (B, num_labels) and every block's output, without dropout or gradients."""
+        teacher = self.teacher.model.to(batch["input_ids"].device)  # a no-op after the first batch
+        inputs = {name: tensor for name, tensor in batch.items() if name != "labels"}
+        with block_outputs(teacher.backbone) as hidden:
+            logits, _ = teacher(**inputs)
+        return logits.float(), hidden
