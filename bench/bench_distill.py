@@ -4,7 +4,8 @@ accuracy, all in the same run (docs/distillation.md).
 Latency: one sentence at a time (batch 1, no padding), each held-out sentence through every model in
 turn, the order of the models alternating from one sentence to the next, so that whatever else runs on
 the machine slows them alike; the median per sentence is reported, and ratio = model / teacher (below 1:
-faster). Accuracy: the held-out split the checkpoints were trained without (their config.json names it).
+faster). Accuracy: the held-out split the checkpoints were trained without (their config.json names it);
+"agrees with teacher": the share of those sentences on which a model picks the teacher's label.
 
     python -m bench.bench_distill --teacher out/sentiment-minilm --models out/sentiment-distill
     python -m bench.bench_distill --teacher out/sentiment-minilm --models out/sentiment-distill \\
@@ -61,13 +62,14 @@ def encoded(examples, tokenizer, config: dict) -> list[dict]:
 
 
 @torch.no_grad()
-def accuracy(model, rows: list[dict], batch_size: int = 64) -> float:
-    correct = 0
+def predictions(model, rows: list[dict], batch_size: int = 64) -> torch.Tensor:
+    """The label id the model picks for each row: (len(rows),)."""
+    picked = []
     for start in range(0, len(rows), batch_size):
         batch = pad_batch(rows[start:start + batch_size], pad_id=0)
         logits, _ = model(**batch)  # (B, num_labels)
-        correct += int((logits.argmax(dim=-1) == batch["labels"]).sum())
-    return correct / len(rows)
+        picked.append(logits.argmax(dim=-1))
+    return torch.cat(picked)
 
 
 @torch.no_grad()
@@ -104,13 +106,17 @@ def main():
     teacher_ms = 1000 * statistics.median(times[args.teacher])
     print(f"{len(rows)} held-out sentences (accuracy), {min(args.sentences, len(rows))} timed one at a time, "
           f"{torch.get_num_threads()} threads")
+    gold = torch.tensor([r["labels"] for r in rows])
+    picked = {name: predictions(model, rows) for name, model in models.items()}
     print(f"{'model':40s} {'blocks':>6s} {'parameters':>12s} {'MB on disk':>10s} {'ms/sentence':>11s} "
-          f"{'ratio':>6s} {'accuracy':>8s}")
+          f"{'ratio':>6s} {'accuracy':>8s} {'agrees with teacher':>19s}")
     for name, (model, _, _, weights) in loaded.items():
         ms = 1000 * statistics.median(times[name])
         megabytes = (weights / "model.safetensors").stat().st_size / 1e6
+        accuracy = (picked[name] == gold).float().mean().item()
+        agreement = (picked[name] == picked[args.teacher]).float().mean().item()
         print(f"{name:40s} {model.backbone.config.n_layer:6d} {sum(p.numel() for p in model.parameters()):12,d} "
-              f"{megabytes:10.1f} {ms:11.2f} {ms / teacher_ms:6.2f} {accuracy(model, rows):8.2%}")
+              f"{megabytes:10.1f} {ms:11.2f} {ms / teacher_ms:6.2f} {accuracy:8.2%} {agreement:19.2%}")
 
 
 if __name__ == "__main__":

@@ -94,7 +94,7 @@ def main(argv=None):
     parser.add_argument("--n_train", type=int, default=500, help="training sentences per seed")
     parser.add_argument("--max_iters", type=int, default=80, help="steps of 16 sentences per run")
     parser.add_argument("--members", type=int, default=5, help="runs in the ensemble")
-    parser.add_argument("--epsilon", type=float, default=1.0, help="FGM's ε")
+    parser.add_argument("--epsilon", type=float, default=0.25, help="FGM's ε")
     parser.add_argument("--out", default="/tmp/minilm-overfitting", help="scratch folder for the runs")
     cfg = parser.parse_args(argv)
     out = Path(cfg.out)
