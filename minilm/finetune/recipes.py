@@ -1,0 +1,64 @@
+"""The named recipes of finetune.py (`--recipe NAME`) and the learning rate each method starts from.
+
+Like minilm/training/presets.py for train_gpt.py and train_bert.py: plain tables, read by finetune.py's
+command line. Timings and results of each recipe: docs/finetuning.md.
+"""
+
+# Each recipe sets data, training and method fields; any flag overrides them. Timings: docs/finetuning.md.
+RECIPES = {
+    "sentiment-minilm": {
+        # all-MiniLM-L6-v2 was trained to give mean-pooled sentence vectors; its pooler never trained.
+        "data": dict(task="classify", base="minilm-l6", data="sentiment-pang-lee", text_column="1",
+                     label_column="0", max_length=64, pooling="mean"),
+        "peft": dict(lora_targets="q_proj,k_proj,v_proj,out_proj"),
+        "train": dict(out_dir="out/sentiment-minilm", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "spam-minilm": {  # the second classification set: 250 e-mails, long, so cut to 128 tokens
+        "data": dict(task="classify", base="minilm-l6", data="spam-apache", text_column="1", label_column="0",
+                     max_length=128, val_fraction=0.2, pooling="mean"),
+        "train": dict(out_dir="out/spam-minilm", max_iters=60, batch_size=16, warmup_iters=6, eval_interval=20,
+                      eval_iters=4, log_interval=10, weight_decay=0.01, patience=2, metric="val_acc",
+                      metric_goal="max"),
+    },
+    "pos-minilm": {
+        "data": dict(task="tag", base="minilm-l6", data="pos-oanc", max_examples=3000, max_length=96),
+        "train": dict(out_dir="out/pos-minilm", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "sentiment-distill": {  # DistilBERT-style: blocks 0, 2, 4 of the full fine-tune (docs/distillation.md)
+        "data": dict(task="classify", data="sentiment-pang-lee", text_column="1", label_column="0", max_length=64,
+                     pooling="mean"),
+        "distill": dict(teacher="out/sentiment-minilm", student_layers="0,2,4", temperature=2.0),
+        "train": dict(out_dir="out/sentiment-distill", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "ner-minilm": {  # named entities in tweets (WNUT-16 style, 10 types); docs/applications.md
+        "data": dict(task="tag", base="minilm-l6", data="ner-wnut16", max_length=64),
+        "train": dict(out_dir="out/ner-minilm", max_iters=250, batch_size=32, warmup_iters=25,
+                      eval_interval=50, eval_iters=2, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_f1", metric_goal="max"),
+    },
+    "intent-minilm": {  # the category of a customer's question (chatterbot-corpus, 21 English categories)
+        "data": dict(task="classify", base="minilm-l6", data="chatterbot-intents", max_length=48,
+                     val_fraction=0.2, pooling="mean"),
+        "train": dict(out_dir="out/intent-minilm", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=25, eval_iters=2, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
+    "shakespeare-lm": {
+        "data": dict(task="lm", base="out/gpt-small", data=None, max_length=128),
+        "train": dict(out_dir="out/shakespeare-lm", max_iters=300, batch_size=16, warmup_iters=0,
+                      eval_interval=100, eval_iters=20, log_interval=50, patience=2),
+    },
+}
+# The learning rate each method starts from unless --lr is given: the whole model moves in small
+# steps; a few fresh matrices need large ones.
+METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+# A fresh head with many labels needs larger steps (pos-minilm, 45 tags, at 1e-4: 87.1%).
+RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}, "ner-minilm": {"full": 3e-4}, "intent-minilm": {"full": 3e-4},
+                    "sentiment-distill": {"full": 1e-4}}  # a 3-block student moves further from its start
