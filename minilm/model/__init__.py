@@ -1,14 +1,15 @@
 """The Transformer, and nothing else: what a reader steps through. Imports only torch and the stdlib.
 
 Reading order: config.py -> attention.py -> blocks.py -> transformer.py -> gpt.py / bert.py ->
-losses.py -> sampling.py.
+losses.py -> sampling.py; then electra.py, BERT's successor with two models in one.
 """
 
 from .attention import KVCache, MultiHeadAttention
-from .bert import Bert, BertForPreTraining
+from .bert import Bert, BertForMaskedLM, BertForPreTraining
 from .blocks import MLP, Block
-from .config import BertConfig, GPTConfig, TransformerConfig
+from .config import BertConfig, ElectraConfig, GPTConfig, TransformerConfig
+from .electra import Electra, ElectraDiscriminator
 from .gpt import GPT
 
-__all__ = ["GPT", "GPTConfig", "Bert", "BertConfig", "BertForPreTraining", "TransformerConfig", "Block", "MLP",
-           "MultiHeadAttention", "KVCache"]
+__all__ = ["GPT", "GPTConfig", "Bert", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "Electra",
+           "ElectraConfig", "ElectraDiscriminator", "TransformerConfig", "Block", "MLP", "MultiHeadAttention", "KVCache"]

@@ -77,6 +77,11 @@ class TransformerConfig:
         return self.n_embd // self.n_head
 
     @property
+    def max_length(self) -> int:
+        """The longest sequence: one learned position embedding per position."""
+        return self.block_size
+
+    @property
     def mlp_width(self) -> int:
         return self.n_inner if self.n_inner is not None else 4 * self.n_embd
 
@@ -125,6 +130,10 @@ class BertConfig(TransformerConfig):
     type_vocab_size: int = 2  # segment A / segment B; 0: no segment embeddings (DistilBERT)
     pooler: bool = True  # the tanh layer on [CLS] that next-sentence prediction reads; DistilBERT has none
     pad_token_id: int = 0
+    # BERT's successors, each one idea (docs/successors.md):
+    embedding_size: int | None = None  # E: ALBERT / ELECTRA word vectors of E, projected to n_embd; None: E = n_embd
+    share_layers: bool = False  # ALBERT: one Block's weights used at every layer
+    positions_after_padding: bool = False  # RoBERTa: position ids count real tokens and start after pad_token_id
     dropout: float = 0.1
     attn_dropout: float = 0.1
     layer_norm_eps: float = 1e-12
@@ -146,6 +155,62 @@ class BertConfig(TransformerConfig):
                              f"got {self.type_vocab_size!r}")
         if not 0 <= self.pad_token_id < self.vocab_size:
             raise ValueError(f"pad_token_id ({self.pad_token_id}) must be a valid id below vocab_size ({self.vocab_size})")
+        if self.embedding_size is not None:
+            _require_positive_int(self, "embedding_size")
+        if self.share_layers and self.embedding_size is not None and self.embedding_size > self.n_embd:
+            raise ValueError(f"embedding_size ({self.embedding_size}) is above n_embd ({self.n_embd}): ALBERT factorises "
+                             "the V x H embedding into V x E + E x H to save parameters, which needs E <= H; "
+                             f"try embedding_size={max(1, self.n_embd // 2)}")
+        if self.share_layers and self.heads_per_layer is not None:
+            raise ValueError("heads_per_layer prunes each layer's heads separately, but share_layers uses one block "
+                             "at every layer: prune an unshared model")
+        if self.max_length < 1:
+            raise ValueError(f"block_size {self.block_size} leaves no position for a token: with "
+                             f"positions_after_padding the first position id is pad_token_id + 1 = {self.pad_token_id + 1}")
+
+    @property
+    def word_size(self) -> int:
+        """The width of the word vectors: E with factorised embeddings, else the model's width."""
+        return self.embedding_size if self.embedding_size is not None else self.n_embd
+
+    @property
+    def max_length(self) -> int:
+        """The longest sequence: RoBERTa's position ids start at pad_token_id + 1, which uses up as many rows."""
+        return self.block_size - (self.pad_token_id + 1 if self.positions_after_padding else 0)
+
+
+@dataclass
+class ElectraConfig(BertConfig):
+    """ELECTRA: a BERT-shaped discriminator (these fields) and a narrower masked-LM generator (generator_*)
+    that shares its embeddings. The generator fills masked positions with samples; the discriminator
+    labels every token original or replaced (minilm/model/electra.py)."""
+
+    pooler: bool = False  # ELECTRA reads every token, never a pooled [CLS]
+    generator_n_embd: int = 64  # the paper's best generators are 1/4 to 1/2 of the discriminator's width
+    generator_n_head: int = 1
+    generator_n_inner: int | None = None  # None: 4 * generator_n_embd
+    generator_n_layer: int | None = None  # None: as many layers as the discriminator
+    rtd_weight: float = 50.0  # λ in loss = mlm + λ · rtd: the per-token detection loss is ~50x smaller
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.generator_n_embd > self.n_embd:
+            raise ValueError(f"generator_n_embd ({self.generator_n_embd}) is wider than the discriminator's n_embd "
+                             f"({self.n_embd}): a generator as strong as its discriminator makes the replacements too "
+                             f"hard to spot (the paper uses 1/4 to 1/2); try generator_n_embd={max(1, self.n_embd // 4)}")
+        if self.rtd_weight < 0:
+            raise ValueError(f"rtd_weight must be >= 0, got {self.rtd_weight}")
+        self.generator_config()  # the generator's own checks (its width divisible by its heads, ...)
+
+    def generator_config(self) -> BertConfig:
+        """The generator: the same vocabulary, positions and options, narrower, reading the shared E-wide embeddings."""
+        shared = {f.name: getattr(self, f.name) for f in fields(BertConfig)
+                  if f.name not in ("n_embd", "n_head", "n_inner", "n_layer", "embedding_size", "pooler",
+                                    "share_layers", "heads_per_layer")}
+        E, width = self.word_size, self.generator_n_embd
+        return BertConfig(**shared, n_embd=width, n_head=self.generator_n_head, n_inner=self.generator_n_inner,
+                          n_layer=self.generator_n_layer or self.n_layer, pooler=False,
+                          embedding_size=E if E != width else None)
 
 
 def _require_positive_int(config, name: str) -> None:

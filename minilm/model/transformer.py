@@ -8,9 +8,12 @@ import torch.nn as nn
 
 class TransformerModel(nn.Module):
     def check_length(self, n_tokens: int) -> None:
-        """A sequence may be at most block_size long: there is one position embedding per position."""
-        if n_tokens > self.config.block_size:
-            raise ValueError(f"sequence of {n_tokens} tokens is longer than block_size {self.config.block_size}; "
+        """A sequence may be at most max_length (block_size) long: there is one position embedding per position."""
+        limit, block_size = self.config.max_length, self.config.block_size
+        if n_tokens > limit:
+            room = f"block_size {block_size}" if limit == block_size else \
+                f"the {limit} positions of block_size {block_size} after the padding id"
+            raise ValueError(f"sequence of {n_tokens} tokens is longer than {room}; "
                              "truncate it (GPT.generate crops its context for you)")
 
     @torch.no_grad()
