@@ -1,8 +1,12 @@
-"""Hugging Face GPT-2 and BERT folders in and out, through one name table (docs/hf_weights.md).
+"""Hugging Face folders in and out, through one name table (docs/hf_weights.md): GPT-2, BERT, DistilBERT,
+RoBERTa, ALBERT and ELECTRA.
 
-    names.py    NAME_TABLE: a row per tensor, read in both directions
+    rows.py     a row of the table: Hugging Face name, minilm name, how (copy, transpose, split, tied)
+    table_gpt_bert.py, table_successors.py   the rows, by family
+    families.py which family and transformers class a minilm model is; which minilm class a folder becomes
+    names.py    NAME_TABLE: the rows joined, expanded for one model, read in both directions
     configs.py  config.json <-> GPTConfig / BertConfig
-    load.py     from_pretrained: a folder -> a GPT, Bert or BertForPreTraining
+    load.py     from_pretrained: a folder -> a GPT, Bert, BertForMaskedLM, BertForPreTraining, ElectraDiscriminator
     save.py     save_pretrained: a model -> a folder transformers loads
     parity.py   `python -m minilm.parity FOLDER`: minilm against transformers on the same weights
     export.py   `python -m minilm.hf.export CKPT OUT`: a train_gpt.py / train_bert.py checkpoint, model and

@@ -4,7 +4,11 @@
     python -m minilm.hf.export out/bert-small/ckpt out/bert-hf     # or name the checkpoint folder
 
 What OUT holds (docs/hf_weights.md, "Export what you trained"):
-    config.json, model.safetensors   save_pretrained: GPT2LMHeadModel or BertForPreTraining
+    config.json, model.safetensors   save_pretrained, as the transformers class of the model's family:
+                                     GPT -> GPT2LMHeadModel; BertForPreTraining -> BertForPreTraining, or
+                                     AlbertForPreTraining with share_layers; BertForMaskedLM -> RobertaForMaskedLM
+                                     with positions_after_padding (else its family's); Electra -> its
+                                     discriminator, as ElectraForPreTraining (the generator is left out)
     vocab.json, merges.txt           a bpe tokenizer, for GPT2Tokenizer        } and tokenizer_config.json
     vocab.txt                        a wordpiece tokenizer, for BertTokenizer  } (tokenizer/hf_files.py)
     minilm_tokenizer/                char and sentencepiece, which transformers has no format for: minilm's
@@ -23,11 +27,12 @@ from pathlib import Path
 from common.atomic import write_bytes_atomic, write_text_atomic
 from common.errors import CheckpointError, UserError, run_command
 from minilm.hf import config_to_hf, save_pretrained
+from minilm.model import Electra
 from minilm.training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
 from tokenizer import load_tokenizer, transformers_format_problem, write_transformers_tokenizer
 from tokenizer.hf_files import GPT2_END_OF_TEXT, TRANSFORMERS_CLASSES
 
-EXPORTABLE = ("GPT", "BertForPreTraining")  # what train_gpt.py and train_bert.py save
+EXPORTABLE = ("GPT", "BertForPreTraining", "BertForMaskedLM", "Electra")  # what train_gpt.py and train_bert.py save
 MODEL_FILES = ["config.json", "model.safetensors"]
 TOKENIZER_COPY = "minilm_tokenizer"
 
@@ -48,7 +53,7 @@ def main(argv=None) -> None:
     out = output_folder(args.out, checkpoint, args.force)
     others = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
     print(f"exporting {checkpoint} ({type(model).__name__}, {model.num_parameters() / 1e6:.2f}M parameters) to {out}:")
-    written = export_tokenizer(tokenizer, checkpoint / "tokenizer", out, model.config.block_size)
+    written = export_tokenizer(tokenizer, checkpoint / "tokenizer", out, model.config.max_length)
     save_pretrained(model, out)
     add_special_token_ids(out, tokenizer)
     print(f"  {', '.join(MODEL_FILES)}: the model, for transformers' {config_to_hf(model)['architectures'][0]}")
@@ -75,8 +80,11 @@ def load_pretraining_checkpoint(folder: Path):
     model_class = config.get("model_class")
     if model_class not in EXPORTABLE:
         raise CheckpointError(f"{folder / CONFIG}: model_class {model_class!r} has no Hugging Face export; "
-                              "expected 'GPT' (train_gpt.py) or 'BertForPreTraining' (train_bert.py)")
+                              "expected 'GPT' (train_gpt.py) or 'BertForPreTraining', 'BertForMaskedLM', 'Electra' "
+                              "(train_bert.py)")
     model = saved_model(folder, config, state_dict)
+    if isinstance(model, Electra):  # the model to use after pretraining; the generator is thrown away
+        model = model.discriminator
     if not model.config.bias:  # save_pretrained refuses too, but only after the tokenizer files are written
         raise CheckpointError(f"{folder} was trained with bias=False (train_gpt.py --bias false: no bias in any "
                               "Linear or LayerNorm), but Hugging Face GPT-2 and BERT have a bias in every one, "
@@ -97,7 +105,7 @@ def finetuned_problem(folder: Path, config: dict) -> str:
     task, merged = config["task"], folder.parent / "merged"
     if task != "lm":
         return (f"{folder} is a finetune.py --task {task} checkpoint: a backbone with a {task} head, which has no "
-                "GPT2LMHeadModel or BertForPreTraining form; export a train_gpt.py / train_bert.py checkpoint "
+                "GPT2LMHeadModel or ...ForPreTraining form; export a train_gpt.py / train_bert.py checkpoint "
                 "(its base, for instance) or a merged --task lm fine-tune")
     if config.get("base") is None:  # merged, but adapters or prefixes cannot fold into GPT's weights
         method = config.get("peft", {}).get("method")

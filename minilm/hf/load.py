@@ -1,10 +1,11 @@
-"""Hugging Face GPT-2, BERT and DistilBERT folders in, without transformers (docs/hf_weights.md).
+"""Hugging Face folders in, without transformers (docs/hf_weights.md): GPT-2, BERT, DistilBERT, RoBERTa,
+ALBERT and ELECTRA.
 
 A Hugging Face model folder holds config.json and the weights: model.safetensors, or the older
 pytorch_model.bin (a pickle, read with weights_only=True so it cannot run code). Loading is:
 
     1. config.json -> GPTConfig / BertConfig             config_from_hf (configs.py)
-       (a DistilBERT folder gives a BertConfig with type_vocab_size=0, pooler=False)
+       (the family fixes what the file does not say: e.g. RoBERTa's positions, ALBERT's shared layers)
     2. read the tensors, safely                           read_weights
     3. rename each tensor through NAME_TABLE              load_hf_state_dict (the table: names.py)
 """
@@ -21,39 +22,50 @@ from safetensors.torch import load_file
 
 from common.errors import CheckpointError, MissingFileError
 
-from ..model import GPT, Bert, BertForPreTraining
-from .configs import config_from_hf
-from .names import FILE_PREFIXES, HEADS, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES, TIED, Mapping, family_of, \
+from .configs import config_from_hf, loader_hint
+from .families import ARCHITECTURES, FAMILIES, family_of, folder_architecture
+from .names import FILE_PREFIXES, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES, OPTIONAL_PARTS, TIED, Mapping, \
     from_hf, mappings_for, to_hf
-
-MODEL_CLASSES = {"GPT": GPT, "Bert": Bert, "BertForPreTraining": BertForPreTraining}
 
 
 def from_pretrained(path, model_class=None):
-    """Build a GPT, Bert or BertForPreTraining from a Hugging Face folder, in eval mode.
+    """Build a minilm model from a Hugging Face folder, in eval mode.
 
-    model_class (one of those classes) says which to build; by default config.json decides, as
-    transformers' AutoModel does: gpt2 -> GPT; bert -> BertForPreTraining when its architectures
-    say so, else Bert; distilbert -> Bert (without token-type embeddings and pooler). A Bert can be
-    read from a BertForPreTraining folder (the heads are left out), and a BertForPreTraining from a
-    BertModel folder (the heads start fresh, with a warning).
+    model_class says which to build: GPT, Bert, BertForMaskedLM, BertForPreTraining or ElectraDiscriminator.
+    By default config.json decides, as transformers' AutoModel does (families.py, ARCHITECTURES): gpt2 ->
+    GPT; RobertaForMaskedLM, AlbertForMaskedLM, ElectraForMaskedLM -> BertForMaskedLM; BertForPreTraining,
+    AlbertForPreTraining -> BertForPreTraining; ElectraForPreTraining -> ElectraDiscriminator; any other
+    class of a BERT-style family -> Bert, the encoder. A Bert can be read from a folder with heads (they are
+    left out), and a model with heads from an encoder's folder (the heads start fresh, with a warning).
     """
     folder = _existing_folder(path)
     hf_config = read_config(folder)
+    family = hf_config.get("model_type")
     if model_class is None:
-        model_class = _default_class(hf_config)
-    # The class Bert is both families: the folder says which.
-    distilbert = model_class is Bert and hf_config.get("model_type") == "distilbert"
-    config = config_from_hf(hf_config, "distilbert" if distilbert else family_of(model_class), folder)
-    model = model_class(config)
+        if family not in FAMILIES:
+            raise CheckpointError(f"{folder}: config.json has model_type {family!r}{loader_hint(hf_config)}")
+        model_class = folder_architecture(hf_config).minilm_class
+    arch = _architecture_reading(family, model_class, hf_config, folder)
+    model = model_class(config_from_hf(hf_config, family, folder, pooler=arch.pooler))
+    if family_of(model) != family:
+        raise CheckpointError(f"{folder}: this {family} config.json gives a model of another shape (e.g. "
+                              f"type_vocab_size={model.config.type_vocab_size}), one minilm reads and writes as "
+                              f"{family_of(model)}; only {family} models of transformers' own shape load")
     load_hf_state_dict(model, read_weights(folder), source=str(folder))
     return model.eval()  # like transformers: loaded for inference; call .train() to fine-tune
 
 
-def _default_class(hf_config: dict):
-    if hf_config.get("model_type") == "gpt2":
-        return GPT
-    return BertForPreTraining if "BertForPreTraining" in (hf_config.get("architectures") or []) else Bert
+def _architecture_reading(family, model_class, hf_config: dict, folder):
+    """The transformers class whose names a model_class reads from a folder of this family; or why none."""
+    families = [a.family for a in ARCHITECTURES if a.minilm_class is model_class]
+    if not families:
+        raise TypeError(f"{model_class.__name__} has no Hugging Face mapping; use GPT, Bert, BertForMaskedLM, "
+                        "BertForPreTraining or ElectraDiscriminator")
+    if family not in families:
+        expected = " or ".join(repr(f) for f in dict.fromkeys(families))
+        raise CheckpointError(f"{folder}: config.json has model_type {family!r}, expected {expected} for a "
+                              f"{model_class.__name__}{loader_hint(hf_config)}")
+    return next(a for a in ARCHITECTURES if a.family == family and a.minilm_class is model_class)
 
 
 def load_hf_state_dict(model, checkpoint: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
@@ -69,13 +81,14 @@ def load_hf_state_dict(model, checkpoint: dict[str, torch.Tensor], source: str =
         for m in mappings:
             if m.how != TIED and m.hf in tensors:
                 for name, tensor in zip(m.minilm, from_hf(m.how, tensors[m.hf])):
-                    params[name].copy_(tensor)  # also casts, e.g. float16 files into a float32 model
+                    params[name].copy_(tensor)  # also casts, e.g. float16 files into a float32 model; a
+                    # shared block (ALBERT) is one tensor under every blocks.{i}: blocks.0 writes them all
 
 
 def _check_names(model, mappings: list[Mapping], tensors, source: str, example_keys: list[str]) -> None:
     """Missing backbone tensors are an error; missing heads and unused tensors are warnings."""
     missing = [m for m in mappings if m.how != TIED and m.hf not in tensors]
-    missing_backbone = [m.hf for m in missing if m.minilm[0].split(".")[0] not in HEADS]
+    missing_backbone = [m.hf for m in missing if m.part not in OPTIONAL_PARTS]
     if missing_backbone:
         raise CheckpointError(
             f"{source}: {len(missing_backbone)} tensor(s) the model needs are missing, e.g. "
@@ -85,7 +98,7 @@ def _check_names(model, mappings: list[Mapping], tensors, source: str, example_k
     if unexpected:
         warnings.warn(f"{source}: {len(unexpected)} tensor(s) not used by {type(model).__name__}: "
                       f"{unexpected[:10]}", stacklevel=4)  # point at the caller of from_pretrained
-    fresh_heads = sorted({m.minilm[0].split(".")[0] for m in missing})
+    fresh_heads = sorted({m.part for m in missing})
     if fresh_heads:
         warnings.warn(f"{source} has no weights for {', '.join(fresh_heads)}: freshly initialised, "
                       "train them before use", stacklevel=4)  # point at the caller of from_pretrained

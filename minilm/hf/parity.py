@@ -2,8 +2,9 @@
 
     python -m minilm.parity PATH [--tokens 50] [--tol 1e-5]
 
-Loads PATH (a GPT-2, BERT or DistilBERT folder) into both libraries, feeds both the same inputs, and prints the
-largest absolute difference of every output next to the largest reference value, plus, for GPT-2,
+Loads PATH (a GPT-2, BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA folder) into both libraries, as the class its
+config.json names, feeds both the same inputs, and prints the largest absolute difference of every output (hidden
+states, pooled output, MLM / NSP / SOP / RTD logits) next to the largest reference value, plus, for GPT-2,
 whether greedy decoding picks the same tokens with and without minilm's KV cache. An output agrees
 when max|Δ| <= tol * max(1, max|ref|): absolute for outputs of order 1, relative for large logits
 (real GPT-2's reach ~100, where float32 rounding alone exceeds 1e-5). Exit status 0 when all agree.
@@ -22,7 +23,8 @@ import torch
 
 from common.errors import CheckpointError, MissingFileError, UserError, run_command
 
-from ..model import GPT, Bert, BertForPreTraining
+from ..model import GPT, Bert, BertForPreTraining, ElectraDiscriminator
+from .families import FAMILIES, folder_architecture
 from .load import from_pretrained, read_config
 
 
@@ -73,66 +75,74 @@ def compare_gpt2(path, n_tokens: int) -> tuple[dict[str, tuple[float, float]], d
     return diffs, matches
 
 
+def _encoder_batch(config):
+    """The random batch with padding where the mask is 0 (RoBERTa numbers its positions from the ids), and
+    a sentence pair as token types (segment B from a quarter of the way in) where the model has two types."""
+    ids, mask = _random_batch(config.vocab_size, min(32, config.max_length))
+    ids = ids.masked_fill(mask == 0, config.pad_token_id)
+    types = torch.zeros_like(ids) if config.type_vocab_size else None  # DistilBERT has no token types
+    if config.type_vocab_size > 1:
+        types[:, ids.size(1) // 4:] = 1
+    return ids, types, mask
+
+
 @torch.no_grad()
-def compare_bert(path, architectures: list[str]) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
+def compare_encoder(path, hf_config: dict) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
+    """BERT and its successors: the hidden states and pooled output of the encoder, then each head's logits,
+    on the class config.json names (transformers' class of that name against minilm's, families.py)."""
     transformers = _import_transformers()
-    with_heads = "BertForPreTraining" in architectures
-    ours = from_pretrained(path, BertForPreTraining if with_heads else Bert)
-    reference_cls = transformers.BertForPreTraining if with_heads else transformers.BertModel
-    theirs = reference_cls.from_pretrained(path, attn_implementation="eager").eval()
-    ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size))
-    types = torch.zeros_like(ids)
-    types[:, ids.size(1) // 4:] = 1  # a sentence pair: segment B from a quarter of the way in
+    arch = folder_architecture(hf_config)
+    ours = from_pretrained(path, arch.minilm_class)
+    theirs = getattr(transformers, arch.name).from_pretrained(path, attn_implementation="eager").eval()
+    ids, types, mask = _encoder_batch(ours.config)
+    inputs = dict(input_ids=ids, attention_mask=mask, **({} if types is None else dict(token_type_ids=types)))
     real = mask.bool()
-    backbone = ours.bert if with_heads else ours
-    hidden, pooled = backbone(ids, types, mask)
-    out = (theirs.bert if with_heads else theirs)(input_ids=ids, token_type_ids=types, attention_mask=mask)
-    diffs = {"last hidden state (real tokens)": _max_diff(hidden[real], out.last_hidden_state[real]),
-             "pooled output": _max_diff(pooled, out.pooler_output)}
-    if with_heads:
-        ours_out = ours(ids, types, mask)
-        theirs_out = theirs(input_ids=ids, token_type_ids=types, attention_mask=mask)
-        diffs["MLM logits (real tokens)"] = _max_diff(ours_out.mlm_logits[real], theirs_out.prediction_logits[real])
-        diffs["NSP logits"] = _max_diff(ours_out.nsp_logits, theirs_out.seq_relationship_logits)
+    hidden, pooled = (ours if isinstance(ours, Bert) else ours.bert)(ids, types, mask)
+    base = theirs.base_model(**inputs)
+    diffs = {"last hidden state (real tokens)": _max_diff(hidden[real], base.last_hidden_state[real])}
+    if pooled is not None and getattr(base, "pooler_output", None) is not None:
+        diffs["pooled output"] = _max_diff(pooled, base.pooler_output)
+    if not isinstance(ours, Bert):
+        diffs.update(_head_diffs(ours, theirs(**inputs), (ids, types, mask), real, arch.family))
     return diffs, {}
 
 
-@torch.no_grad()
-def compare_distilbert(path) -> tuple[dict[str, tuple[float, float]], dict[str, bool]]:
-    """DistilBertModel has no token types and no pooler: the hidden states are its only output."""
-    transformers = _import_transformers()
-    ours = from_pretrained(path, Bert)
-    theirs = transformers.DistilBertModel.from_pretrained(path, attn_implementation="eager").eval()
-    ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size))
-    real = mask.bool()
-    hidden, _ = ours(ids, attention_mask=mask)
-    expected = theirs(input_ids=ids, attention_mask=mask).last_hidden_state
-    return {"last hidden state (real tokens)": _max_diff(hidden[real], expected[real])}, {}
+def _head_diffs(ours, reference, inputs, real, family: str) -> dict[str, tuple[float, float]]:
+    """Each head's logits: replaced-token detection, or masked LM and the sentence-pair head."""
+    if isinstance(ours, ElectraDiscriminator):
+        return {"RTD logits (real tokens)": _max_diff(ours(*inputs)[real], reference.logits[real])}
+    out = ours(*inputs)
+    with_pair_head = isinstance(ours, BertForPreTraining)
+    mlm = reference.prediction_logits if with_pair_head else reference.logits
+    diffs = {"MLM logits (real tokens)": _max_diff(out.mlm_logits[real], mlm[real])}
+    if with_pair_head and family == "albert":
+        diffs["SOP logits"] = _max_diff(out.nsp_logits, reference.sop_logits)
+    elif with_pair_head:
+        diffs["NSP logits"] = _max_diff(out.nsp_logits, reference.seq_relationship_logits)
+    return diffs
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minilm.parity", description=__doc__.split("\n\n")[0])
-    parser.add_argument("path", help="a Hugging Face GPT-2, BERT or DistilBERT folder: config.json + "
-                                     "model.safetensors or .bin")
+    parser.add_argument("path", help="a Hugging Face GPT-2, BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA folder: "
+                                     "config.json + model.safetensors or .bin")
     parser.add_argument("--tokens", type=int, default=50, help="greedy tokens to compare (GPT-2)")
     parser.add_argument("--tol", type=float, default=1e-5, help="largest acceptable max|Δ|")
     args = parser.parse_args(argv)
 
     if not Path(args.path).is_dir():
-        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face GPT-2, BERT or DistilBERT "
-                               "model folder")
+        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face model folder (GPT-2, BERT, "
+                               "DistilBERT, RoBERTa, ALBERT or ELECTRA)")
     config = read_config(Path(args.path))
     model_type = config.get("model_type")
     warnings.filterwarnings("ignore", message=".*freshly initialised.*")
+    if model_type not in FAMILIES:
+        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares "
+                              f"{', '.join(FAMILIES)} folders")
     if model_type == "gpt2":
         diffs, matches = compare_gpt2(args.path, args.tokens)
-    elif model_type == "bert":
-        diffs, matches = compare_bert(args.path, config.get("architectures") or [])
-    elif model_type == "distilbert":
-        diffs, matches = compare_distilbert(args.path)
     else:
-        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares gpt2, "
-                              "bert and distilbert folders")
+        diffs, matches = compare_encoder(args.path, config)
 
     print(f"{args.path} ({model_type}), minilm vs transformers, float32 on CPU")
     agrees = {name: diff <= args.tol * max(1.0, scale) for name, (diff, scale) in diffs.items()}

@@ -1,4 +1,4 @@
-"""Hugging Face GPT-2 and BERT folders out: config.json and model.safetensors under Hugging Face's names,
+"""Hugging Face folders out (every family load.py reads): config.json and model.safetensors under Hugging Face's names,
 through the same NAME_TABLE that loading reads (names.py)."""
 
 import json
