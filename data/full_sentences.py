@@ -34,7 +34,7 @@ class FullSentenceSampler:
         if len(self.starts) == 0:
             raise DataError(f"the {split} split has {len(self.stream)} tokens (separators included), less than "
                             f"one sequence of max_seq_len={max_seq_len}; use a longer text or a smaller --max_seq_len")
-        self.max_seq_len, self.cls_id, self.sep_id = max_seq_len, cls_id, sep_id
+        self.docs, self.max_seq_len, self.cls_id, self.sep_id = docs, max_seq_len, cls_id, sep_id
 
     def sample(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Unmasked sequences: input_ids, token_type_ids (all 0) and attention_mask (all 1), each (B, T)."""

@@ -64,7 +64,7 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("train_bert", ["--data", "{root}/one_document.txt"], "document"),
     ("train_bert", ["--max_seq_len", "4"], "max_seq_len"),
     ("train_bert", ["--init_from", "{root}/nowhere"], "--init_from"),
-    ("train_bert", ["--init_from", "{root}/gpt"], "it accepts a train_bert.py checkpoint"),
+    ("train_bert", ["--init_from", "{root}/gpt"], "a GPT checkpoint, not one of train_bert.py's"),
     ("finetune", ["--recipe", "nope"], "--recipe"),
     ("finetune", ["--base", "{root}/nowhere"], "--base"),
     ("finetune", ["--base", "{root}/bert", "--data", "{root}/nope.csv"], "--data"),

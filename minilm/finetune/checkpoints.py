@@ -17,7 +17,7 @@ to the base, with the base's sha256 so a changed base is caught:
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -35,6 +35,9 @@ from ..training.trainer import Trainer
 from .heads import HEAD_NAMES, HEADS
 
 BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig)}
+# Where each pretraining model keeps the Bert that fine-tuning reads: BERT's, ALBERT's and RoBERTa's is
+# `bert`; ELECTRA's is its discriminator's (the generator only served pretraining and is dropped).
+BACKBONE_OF = {"BertForPreTraining": "bert", "BertForMaskedLM": "bert", "Electra": "discriminator.bert"}
 
 
 @dataclass
@@ -93,11 +96,23 @@ def _load_minilm_checkpoint(folder: Path, config: dict):
                               f"{', '.join(MODEL_CLASSES)}")
     state_dict, _, _ = load_checkpoint(folder, with_train_state=False)
     model = saved_model(folder, config, state_dict)
-    backbone = model.bert if model_class == "BertForPreTraining" else model
+    backbone = pretrained_backbone(model, model_class)
     if not (folder / "tokenizer").is_dir():
         raise CheckpointError(f"{folder} has no tokenizer/ folder; fine-tuning needs the tokenizer the "
                               "model was trained with")
     return backbone, load_tokenizer(folder / "tokenizer")
+
+
+def pretrained_backbone(model: torch.nn.Module, model_class: str) -> torch.nn.Module:
+    """The GPT or Bert to fine-tune inside a checkpoint's model (BACKBONE_OF), with a plain BertConfig: an
+    ELECTRA discriminator's Bert carries the ElectraConfig it was built from, whose generator fields the
+    fine-tuned checkpoint's backbone record does not need (build_backbone rebuilds a Bert from BertConfig)."""
+    if model_class not in BACKBONE_OF:
+        return model  # a GPT or a Bert is its own backbone
+    backbone = model.get_submodule(BACKBONE_OF[model_class])
+    bert_fields = {f.name for f in fields(BertConfig)}
+    backbone.config = BertConfig.from_dict({k: v for k, v in backbone.config.to_dict().items() if k in bert_fields})
+    return backbone
 
 
 def _load_hf_folder(folder: Path, config: dict, gpt2_tokenizer):

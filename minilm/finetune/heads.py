@@ -2,6 +2,7 @@
 
     SequenceClassifier   one vector per sequence -> dropout -> linear -> (B, num_labels)
         pooling "pooler" (Bert's default): tanh(W · h[CLS]), the vector BERT's pretraining put a head on
+              (a Bert without a pooler, as RoBERTa, ELECTRA and DistilBERT, defaults to "mean")
         pooling "last" (GPT's default): the hidden state of the last non-padding token, the only
               one that has seen the whole text under causal attention
         pooling "mean": the mean hidden state over the real tokens (what sentence-transformers
@@ -75,9 +76,11 @@ POOLINGS = ("pooler", "last", "mean")
 class SequenceClassifier(_TaskHead):
     def __init__(self, backbone: nn.Module, num_labels: int, dropout: float = 0.1, pooling: str | None = None):
         super().__init__(backbone, num_labels, dropout)
-        self.pooling = pooling or ("pooler" if self.family == "bert" else "last")
-        if self.pooling not in POOLINGS or (self.pooling == "pooler" and self.family != "bert"):
-            raise ConfigError(f"pooling {self.pooling!r}: choose last or mean for a GPT, pooler, last or mean for a Bert")
+        has_pooler = self.family == "bert" and backbone.pooler is not None  # RoBERTa, ELECTRA, DistilBERT: none
+        self.pooling = pooling or ("pooler" if has_pooler else "mean" if self.family == "bert" else "last")
+        if self.pooling not in POOLINGS or (self.pooling == "pooler" and not has_pooler):
+            raise ConfigError(f"pooling {self.pooling!r}: choose last or mean for a GPT or a Bert without a pooler "
+                              "(RoBERTa, ELECTRA, DistilBERT), pooler, last or mean for a Bert with one")
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, labels=None):
         """input_ids (B, T), right-padded; attention_mask (B, T) 1 for real tokens; labels (B,).

@@ -5,7 +5,9 @@
                     compile, DDP or FSDP, evaluation, checkpoints, exact resume
     train_config.py TrainConfig: every setting of a run, validated (the CLI is generated from it)
     lm_task.py      next-token prediction on a token stream (train_gpt.py, finetune.py)
-    bert_task.py    masked-LM + next-sentence prediction on sentence pairs (train_bert.py)
+    bert_task.py    masked-LM (RoBERTa), + next-sentence or sentence-order prediction (BERT, ALBERT)
+    electra_task.py ELECTRA: the generator's masked-LM + the discriminator's replaced-token detection
+    objectives.py   train_bert.py's --objective: the model class, sequences and Task of each
     toy_tasks.py    sorting digits (GPT) and masked palindromes (BERT): tasks that train in seconds
     presets.py      the named presets of train_gpt.py and train_bert.py
     checkpoint.py   checkpoint folders: atomic, safe to load

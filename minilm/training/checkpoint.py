@@ -22,7 +22,7 @@ from common.atomic import replace_folder_atomic
 from common.errors import CheckpointError
 
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
-from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
+from ..model import GPT, Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, GPTConfig
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -109,9 +109,11 @@ def load_checkpoint(folder, with_train_state: bool = True):
     return state_dict, config, train_state
 
 
-# config.json's model_class -> (the model, its config dataclass): what train_gpt.py and train_bert.py save.
+# config.json's model_class -> (the model, its config dataclass): what train_gpt.py and train_bert.py save
+# (train_bert.py: one class per objective, minilm/training/objectives.py).
 MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig),
-                 "BertForPreTraining": (BertForPreTraining, BertConfig)}
+                 "BertForPreTraining": (BertForPreTraining, BertConfig),
+                 "BertForMaskedLM": (BertForMaskedLM, BertConfig), "Electra": (Electra, ElectraConfig)}
 
 
 def saved_model(folder, config: dict, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:

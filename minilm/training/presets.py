@@ -1,7 +1,8 @@
 """The named presets of train_gpt.py and train_bert.py: `--config NAME` picks one, any flag overrides it.
 
-Each preset sets fields of the model config (GPTConfig / BertConfig), the TrainConfig and the script's
-DataConfig, as {group: {field: value}}. They live in the library rather than in the scripts so that
+Each preset sets fields of the model config (GPTConfig / BertConfig / ElectraConfig), the TrainConfig and
+the script's DataConfig, as {group: {field: value}}; a BERT preset's data "objective" picks the model class
+(minilm/training/objectives.py). They live in the library rather than in the scripts so that
 other commands can read them too (`python -m minilm.viz figures` draws each one's learning-rate schedule).
 """
 
@@ -72,6 +73,36 @@ BERT_PRESETS = {
         "train": dict(out_dir="out/bert-base", max_iters=20000, batch_size=128, lr=1e-4, warmup_iters=1000,
                       eval_interval=1000, weight_decay=0.01, metric="val_nsp_acc", metric_goal="max"),
         "data": dict(tokenizer="bert-base-uncased", max_seq_len=128),
+    },
+    # BERT's successors, each `small` with its one idea changed (docs/successors.md): the same width (128),
+    # depth (2), corpus, pairs of 128 tokens and training settings, so a comparison compares the ideas.
+    # RoBERTa: masked-LM only, on full sentences that run across documents; no pooler (nothing reads it);
+    # position ids start after the padding id, which costs pad_token_id + 1 rows: block_size 129 = 128 + 1
+    # with WordPiece's [PAD] = 0; one token type (RoBERTa's type_vocab_size).
+    "roberta-small": {
+        "model": dict(_SMALL_MODEL, block_size=129, pooler=False, positions_after_padding=True, type_vocab_size=1),
+        "train": dict(_SMALL_TRAIN, out_dir="out/roberta-small", max_iters=2400, warmup_iters=100,
+                      eval_interval=250, log_interval=50, metric="val_mlm_acc"),
+        "data": dict(objective="mlm", max_seq_len=128),
+    },
+    # ALBERT: word vectors of E = 64 (half the width; ALBERT-base has E = 128 for H = 768, but at H = 128 a
+    # narrower E would squeeze the 4,096-piece vocabulary hard) projected to 128; one block's weights at both
+    # layers; sentence-order prediction on swapped pairs. 0.51M parameters against small's 0.98M.
+    "albert-small": {
+        "model": dict(_SMALL_MODEL, embedding_size=64, share_layers=True),
+        "train": dict(_SMALL_TRAIN, out_dir="out/albert-small", max_iters=2400, warmup_iters=100,
+                      eval_interval=250, log_interval=50, metric="val_sop_acc"),
+        "data": dict(objective="mlm+sop", max_seq_len=128),
+    },
+    # ELECTRA: a discriminator of small's shape and a generator of 1/4 its width (32, the paper's best range
+    # is 1/4 to 1/2), one head of 32 (the discriminator's head width) and an MLP of 4 x 32, as deep; they share
+    # the 128-wide embeddings; loss = generator MLM + 50 x replaced-token detection (the paper's λ).
+    "electra-small": {
+        "model": dict(_SMALL_MODEL, pooler=False, generator_n_embd=32, generator_n_head=1, generator_n_inner=128,
+                      rtd_weight=50.0),
+        "train": dict(_SMALL_TRAIN, out_dir="out/electra-small", max_iters=2400, warmup_iters=100,
+                      eval_interval=250, log_interval=50, metric="val_rtd_acc"),
+        "data": dict(objective="electra", max_seq_len=128),
     },
     # Masked digits of 12-digit palindromes (minilm/training/toy_tasks.py): needs both directions; seconds on a CPU.
     "toy": {

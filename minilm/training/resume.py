@@ -20,20 +20,24 @@ from common.errors import CheckpointError, ConfigError
 
 from .checkpoint import load_checkpoint, resolve_checkpoint
 
-SCRIPT_OF = {"GPT": "train_gpt.py", "BertForPreTraining": "train_bert.py"}
+SCRIPT_OF = {"GPT": "train_gpt.py", "BertForPreTraining": "train_bert.py", "BertForMaskedLM": "train_bert.py",
+             "Electra": "train_bert.py"}
+FAMILY = {"GPT": "a GPT", "BertForPreTraining": "a BERT", "BertForMaskedLM": "a RoBERTa",
+          "Electra": "an ELECTRA"}
 MAY_CHANGE_ON_RESUME = {"dropout", "attn_dropout", "attn_impl"}  # model fields that leave the weights as they are
 
 
-def saved_run_config(out_dir, model_class: str) -> dict:
-    """The config.json of out_dir/ckpt, checked to be a checkpoint of model_class."""
+def saved_run_config(out_dir, model_classes: str | tuple[str, ...]) -> dict:
+    """The config.json of out_dir/ckpt, checked to be a checkpoint of (one of) model_classes."""
+    model_classes = (model_classes,) if isinstance(model_classes, str) else tuple(model_classes)
     folder = resolve_checkpoint(Path(out_dir) / "ckpt")
     _, config, _ = load_checkpoint(folder, with_train_state=False)
     saved_class = config.get("model_class")
-    if saved_class != model_class:
+    if saved_class not in model_classes:
         script = SCRIPT_OF.get(saved_class)
         hint = f"resume it with `python {script} --resume`" if script else "it is not a pretraining checkpoint"
-        family = {"GPT": "a GPT", "BertForPreTraining": "a BERT"}.get(saved_class, f"a {saved_class!r}")
-        raise CheckpointError(f"{folder} is {family} checkpoint, not one of {SCRIPT_OF[model_class]}: {hint}, "
+        family = FAMILY.get(saved_class, f"a {saved_class!r}")
+        raise CheckpointError(f"{folder} is {family} checkpoint, not one of {SCRIPT_OF[model_classes[0]]}: {hint}, "
                               "or choose another --out_dir")
     return config
 
