@@ -184,6 +184,13 @@ def fill_mask_demo(model, tokenizer, device: str, top_k: int = 5) -> None:
         print(f"{sentence:48s} -> {guesses}")
 
 
+def bert_parameters_of_shape(config: BertConfig) -> int:
+    """What ALBERT saves: the parameters of a BertForPreTraining of its shape without factorised embeddings and
+    shared blocks (built on the meta device: shapes only, no memory)."""
+    with torch.device("meta"):
+        return BertForPreTraining(replace(config, embedding_size=None, share_layers=False)).num_parameters()
+
+
 def train_toy(model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
     """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a WordPiece tokenizer over
     its fixed vocabulary (the specials and the digits) goes into the checkpoint."""
@@ -244,6 +251,9 @@ def main(argv=None):
         print(f"model: {objective.paper} (--objective {data_cfg.objective}): {objective.model_class}, "
               f"{model.num_parameters() / 1e6:.2f}M parameters, {config.n_layer} layers, {config.n_head} heads, "
               f"{config.n_embd} wide; {sequences} of {data_cfg.max_seq_len} tokens")
+        if isinstance(model, BertForPreTraining) and (config.share_layers or config.embedding_size is not None):
+            print(f"       a BERT of the same shape (E = H, a block per layer): "
+                  f"{bert_parameters_of_shape(config) / 1e6:.2f}M parameters")
         if data_cfg.phase1_iters:
             print(f"phase 1: steps 1-{data_cfg.phase1_iters} on sequences of {data_cfg.phase1_seq_len} tokens, "
                   f"{data_cfg.phase1_batch_size} a step")

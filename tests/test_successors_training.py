@@ -15,7 +15,7 @@ from data.bert_corpus import DataConfig, init_folder, make_sampler
 from data.bert_pairs import tokenize_documents
 from finetune_fixtures import sentiment_rows, write_csv
 from minilm.finetune.checkpoints import load_base, load_finetuned
-from minilm.model import Bert, BertConfig
+from minilm.model import Bert, BertConfig, BertForPreTraining
 from minilm.training.checkpoint import MODEL_CLASSES, load_checkpoint
 from minilm.training.objectives import OBJECTIVES, make_task
 from minilm.training.presets import BERT_PRESETS
@@ -237,3 +237,10 @@ def test_a_checkpoint_from_another_class_is_refused_by_init_from(tmp_path):
     with pytest.raises(CheckpointError, match=r"is a train_bert.py checkpoint of Electra \(--objective electra, "
                                               r"ELECTRA\); --objective mlm continues a BertForMaskedLM"):
         init_folder(str(folder), "mlm")
+
+
+def test_the_albert_run_prints_the_parameters_of_a_bert_of_its_shape():
+    albert = BertConfig(**BERT_PRESETS["albert-small"]["model"])
+    bert = BertConfig(**{**BERT_PRESETS["albert-small"]["model"], "embedding_size": None, "share_layers": False})
+    assert train_bert.bert_parameters_of_shape(albert) == BertForPreTraining(bert).num_parameters()
+    assert BertForPreTraining(albert).num_parameters() < 0.6 * train_bert.bert_parameters_of_shape(albert)
