@@ -7,7 +7,7 @@ For each seed, 500 sentences drawn from the training part of sentiment-pang-lee 
 sentences of --recipe sentiment-minilm are the validation set of every run), then LoRA on MiniLM:
 
     baseline    finetune.py on the 500
-    fgm         + --adversarial fgm --adv_epsilon EPS
+    fgm EPS     + --adversarial fgm --adv_epsilon EPS, for each of --epsilons
     augment     + --augment_copies 2 (EDA; synonyms from MiniLM's word embeddings)
     ensemble    finetune.py evaluate over 5 baseline runs of different training seeds (the first is
                 the baseline itself); "members" is their mean accuracy
@@ -69,11 +69,12 @@ def train_run(out: Path, name: str, train_csv: Path, val_csv: Path, seed: int, c
 
 def one_seed(seed: int, train_pool, val_csv: Path, out: Path, cfg) -> dict:
     train_csv = write_rows(out / f"train-{seed}.csv", random.Random(seed).sample(train_pool, cfg.n_train))
-    runs = {"baseline": train_run(out, f"s{seed}-baseline", train_csv, val_csv, seed, cfg),
-            "fgm": train_run(out, f"s{seed}-fgm", train_csv, val_csv, seed, cfg,
-                             ["--adversarial", "fgm", "--adv_epsilon", str(cfg.epsilon)]),
-            "augment": train_run(out, f"s{seed}-augment", train_csv, val_csv, seed, cfg,
-                                 ["--augment_copies", "2", "--augment_p", "0.1"])}
+    runs = {"baseline": train_run(out, f"s{seed}-baseline", train_csv, val_csv, seed, cfg)}
+    for epsilon in cfg.epsilons:
+        runs[f"fgm {epsilon:g}"] = train_run(out, f"s{seed}-fgm{epsilon:g}", train_csv, val_csv, seed, cfg,
+                                             ["--adversarial", "fgm", "--adv_epsilon", str(epsilon)])
+    runs["augment"] = train_run(out, f"s{seed}-augment", train_csv, val_csv, seed, cfg,
+                                ["--augment_copies", "2", "--augment_p", "0.1"])
     members, member_seconds = [out / f"s{seed}-baseline"], [runs["baseline"]["seconds"]]
     for m in range(1, cfg.members):
         member_seconds.append(train_run(out, f"s{seed}-member{m}", train_csv, val_csv, seed * 100 + m, cfg)["seconds"])
@@ -94,7 +95,7 @@ def main(argv=None):
     parser.add_argument("--n_train", type=int, default=500, help="training sentences per seed")
     parser.add_argument("--max_iters", type=int, default=80, help="steps of 16 sentences per run")
     parser.add_argument("--members", type=int, default=5, help="runs in the ensemble")
-    parser.add_argument("--epsilon", type=float, default=0.25, help="FGM's ε")
+    parser.add_argument("--epsilons", type=float, nargs="+", default=[0.1, 0.25], help="FGM's ε, a run each")
     parser.add_argument("--out", default="/tmp/minilm-overfitting", help="scratch folder for the runs")
     cfg = parser.parse_args(argv)
     out = Path(cfg.out)
@@ -109,7 +110,7 @@ def main(argv=None):
         accs = [100 * results[seed][name]["val_acc"] for seed in cfg.seeds]
         sd = statistics.stdev(accs) if len(accs) > 1 else 0.0
         seconds = statistics.mean(results[seed][name]["seconds"] for seed in cfg.seeds)
-        print(f"{name:9s} {statistics.mean(accs):6.2f} ± {sd:4.2f}   ({', '.join(f'{a:.2f}' for a in accs)}; "
+        print(f"{name:10s} {statistics.mean(accs):6.2f} ± {sd:4.2f}   ({', '.join(f'{a:.2f}' for a in accs)}; "
               f"{seconds:.0f} s per run)")
     (out / "results.json").write_text(json.dumps({"config": vars(cfg), "results": results}, indent=1))
 
