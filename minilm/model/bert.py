@@ -128,17 +128,17 @@ class BertForMaskedLM(nn.Module):
         self.mlm_head.apply(lambda module: init_weights(module, config.init_std))
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None):
-        hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
-        out = self.masked_lm(hidden, mlm_labels)
-        out.loss = out.mlm_loss
+        hidden, _ = self.bert(input_ids, token_type_ids, attention_mask)
+        out = PreTrainingOutput(mlm_logits=self.masked_logits(hidden, mlm_labels))
+        if mlm_labels is not None:
+            out.mlm_loss = out.loss = mlm_loss(out.mlm_logits, mlm_labels)
         return out
 
-    def masked_lm(self, hidden, mlm_labels=None) -> PreTrainingOutput:
-        if mlm_labels is None:
-            return PreTrainingOutput(mlm_logits=self.mlm_head(hidden))
-        # Only ~15% of positions carry a label: run the vocabulary-sized head on those alone.
-        mlm_logits = self.mlm_head(hidden[mlm_labels != IGNORE_INDEX])  # (N, V)
-        return PreTrainingOutput(mlm_logits=mlm_logits, mlm_loss=mlm_loss(mlm_logits, mlm_labels))
+    def masked_logits(self, hidden, mlm_labels=None):  # (B, T, C) -> (B, T, V), or (N, V) with labels
+        if mlm_labels is not None:
+            # Only ~15% of positions carry a label: run the vocabulary-sized head on those alone.
+            hidden = hidden[mlm_labels != IGNORE_INDEX]  # (N, C)
+        return self.mlm_head(hidden)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # the tied decoder matrix is counted once
@@ -158,8 +158,9 @@ class BertForPreTraining(BertForMaskedLM):
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None, nsp_labels=None):
         hidden, pooled = self.bert(input_ids, token_type_ids, attention_mask)
-        out = self.masked_lm(hidden, mlm_labels)
-        out.nsp_logits = self.nsp_head(pooled)
+        out = PreTrainingOutput(mlm_logits=self.masked_logits(hidden, mlm_labels), nsp_logits=self.nsp_head(pooled))
+        if mlm_labels is not None:
+            out.mlm_loss = mlm_loss(out.mlm_logits, mlm_labels)
         if nsp_labels is not None:
             out.nsp_loss = nsp_loss(out.nsp_logits, nsp_labels)
         losses = [loss for loss in (out.mlm_loss, out.nsp_loss) if loss is not None]
