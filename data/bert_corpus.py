@@ -63,6 +63,9 @@ class DataConfig:
                                                             "(0: every step uses max_seq_len)"})
     phase1_seq_len: int = field(default=64, metadata={"help": "tokens per pair during phase1_iters"})
     phase1_batch_size: int = field(default=64, metadata={"help": "pairs per step during phase1_iters"})
+    rtd_curriculum_iters: int = field(default=0, metadata={"help": "ELECTRA: over the first N steps the replaced "
+                                                                    "tokens move from uniformly random ones (easy) "
+                                                                    "to the generator's samples; 0: samples only"})
 
     def __post_init__(self):
         if self.tokenizer not in MASKING_TOKENIZERS:
@@ -77,6 +80,11 @@ class DataConfig:
         for name in ("max_seq_len", "phase1_seq_len"):
             if getattr(self, name) < 5:
                 raise ConfigError(f"{name} must be at least 5 ([CLS] A [SEP] B [SEP]), got {getattr(self, name)}")
+        if self.rtd_curriculum_iters < 0:
+            raise ConfigError(f"rtd_curriculum_iters must be >= 0, got {self.rtd_curriculum_iters}")
+        if self.rtd_curriculum_iters and self.objective != "electra":
+            raise ConfigError(f"rtd_curriculum_iters is ELECTRA's curriculum of replaced tokens; --objective "
+                              f"{self.objective} replaces none: drop the flag or use --objective electra")
         if self.phase1_iters < 0 or self.phase1_batch_size < 1:
             raise ConfigError(f"phase1_iters must be >= 0 and phase1_batch_size >= 1, got {self.phase1_iters} "
                               f"and {self.phase1_batch_size}")

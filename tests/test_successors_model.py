@@ -155,6 +155,58 @@ def test_no_gradient_reaches_the_generator_through_the_sampling():
     assert model.discriminator.bert.embeddings.word.weight.grad is not None  # shared: the detector trains them
 
 
+def test_a_tied_generator_reads_the_discriminators_whole_bert_and_adds_only_its_head():
+    model = Electra(electra_config(tie_generator=True))
+    word_vectors = model.discriminator.bert.embeddings.word.weight  # the head's output layer is tied to them
+    head = sum(p.numel() for p in model.generator.mlm_head.parameters() if p is not word_vectors)
+    assert model.generator.bert is model.discriminator.bert
+    assert model.num_parameters() == model.discriminator.num_parameters() + head
+
+
+def test_the_masked_lm_loss_of_a_tied_generator_trains_the_discriminators_blocks():
+    model = Electra(electra_config(tie_generator=True))
+    masked, labels, _ = masked_batch(model.config)
+    model(masked, mlm_labels=labels).mlm_loss.backward()
+    assert all(p.grad is not None for p in model.discriminator.bert.blocks.parameters())
+
+
+def generator_certain_of(model, token: int) -> None:
+    """Make the generator sample `token` at every masked position (a huge output bias)."""
+    with torch.no_grad():
+        model.generator.mlm_head.decoder.bias.fill_(-1e4)
+        model.generator.mlm_head.decoder.bias[token] = 1e4
+
+
+def test_without_a_uniform_share_every_masked_position_gets_the_generators_sample():
+    model = Electra(electra_config())
+    generator_certain_of(model, 7)
+    masked, labels, _ = masked_batch(model.config)
+    corrupted = model(masked, mlm_labels=labels).corrupted_ids
+    assert (corrupted[labels != IGNORE_INDEX] == 7).all()
+
+
+def test_a_uniform_share_of_one_fills_the_masked_positions_with_uniformly_random_tokens():
+    model = Electra(electra_config())
+    generator_certain_of(model, 7)
+    masked, labels, _ = masked_batch(model.config, B=16, T=32)
+    torch.manual_seed(0)
+    filled = model(masked, mlm_labels=labels, uniform_share=1.0).corrupted_ids[labels != IGNORE_INDEX]  # (N,)
+    counts = torch.bincount(filled, minlength=model.config.vocab_size)
+    assert (filled == 7).float().mean() < 0.1  # about 1 in vocab_size, not all of them
+    assert (counts > 0).sum() > 0.8 * model.config.vocab_size  # spread over (nearly) the whole vocabulary
+
+
+def test_a_uniform_share_of_zero_corrupts_and_draws_randomness_exactly_as_before():
+    model = Electra(electra_config())
+    masked, labels, _ = masked_batch(model.config)
+    runs = []
+    for extra in ({}, {"uniform_share": 0.0}):
+        torch.manual_seed(0)
+        corrupted = model(masked, mlm_labels=labels, **extra).corrupted_ids
+        runs.append((corrupted, torch.rand(3)))  # the next random numbers: nothing more was drawn
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+
+
 def test_the_electra_loss_is_the_generator_mlm_loss_plus_rtd_weight_times_detection():
     model = Electra(electra_config(rtd_weight=50.0))
     masked, labels, _ = masked_batch(model.config)

@@ -17,6 +17,7 @@ from finetune_fixtures import sentiment_rows, write_csv
 from minilm.finetune.checkpoints import load_base, load_finetuned
 from minilm.model import Bert, BertConfig, BertForPreTraining
 from minilm.training.checkpoint import MODEL_CLASSES, load_checkpoint
+from minilm.training.electra_task import auc
 from minilm.training.objectives import OBJECTIVES, make_task
 from minilm.training.presets import BERT_PRESETS
 from minilm.training.trainer import Trainer, TrainConfig
@@ -31,25 +32,27 @@ TINY_IDEAS = {"albert-small": dict(embedding_size=16), "electra-small": dict(gen
 
 # ---- the Trainer on each preset's objective ------------------------------------------------------------
 
-def tiny_run_parts(preset: str):
-    """(model config, task) of a tiny version of the preset, on generated documents."""
+def tiny_run_parts(preset: str, model: dict | None = None, **data):
+    """(model config, task) of a tiny version of the preset, on generated documents; model: config fields to
+    change, data: DataConfig fields."""
     documents = make_documents(n_docs=4, n_lines=20)
     tokenizer = PositionTokenizer(documents)
     docs = tokenize_documents(documents, tokenizer)
-    data_cfg = DataConfig(**BERT_PRESETS[preset]["data"] | {"max_seq_len": 32})
+    data_cfg = DataConfig(**BERT_PRESETS[preset]["data"] | {"max_seq_len": 32} | data)
     sampler = make_sampler(data_cfg, docs, 32, tokenizer, "train")
     objective = OBJECTIVES[data_cfg.objective]
     config_cls = MODEL_CLASSES[objective.model_class][1]
     config = config_cls(**{**BERT_PRESETS[preset]["model"], **TINY_MODEL, **TINY_IDEAS.get(preset, {}),
-                           "vocab_size": tokenizer.vocab_size})
+                           "vocab_size": tokenizer.vocab_size, **(model or {})})
     task = make_task(data_cfg.objective, {"train": sampler, "val": sampler}, tokenizer, data_cfg, 4,
                      getattr(config, "rtd_weight", 0.0))
     return config, task
 
 
-def train(preset: str, out_dir, max_iters: int, resume: bool = False, dtype: str = "float32"):
+def train(preset: str, out_dir, max_iters: int, resume: bool = False, dtype: str = "float32",
+          model: dict | None = None, **data):
     """Train the tiny preset model to max_iters (the schedule is set for 6 steps): (losses, last metrics)."""
-    config, task = tiny_run_parts(preset)
+    config, task = tiny_run_parts(preset, model, **data)
     torch.manual_seed(0)
     model = MODEL_CLASSES[OBJECTIVES[task_objective(preset)].model_class][0](config)
     cfg = TrainConfig(out_dir=str(out_dir), max_iters=max_iters, lr_decay_iters=6, batch_size=4, eval_interval=3,
@@ -73,6 +76,24 @@ def test_half_a_run_then_resume_gives_the_losses_and_weights_of_the_whole_run(tm
     expected = load_file(tmp_path / "whole" / "ckpt" / "model.safetensors")
     got = load_file(tmp_path / "halves" / "ckpt" / "model.safetensors")
     assert expected.keys() == got.keys() and all(torch.equal(expected[k], got[k]) for k in expected)
+
+
+def test_an_electra_run_with_a_curriculum_resumes_exactly(tmp_path):
+    whole, _ = train("electra-small", tmp_path / "whole", 6, rtd_curriculum_iters=4)
+    train("electra-small", tmp_path / "halves", 3, rtd_curriculum_iters=4)
+    resumed, _ = train("electra-small", tmp_path / "halves", 6, resume=True, rtd_curriculum_iters=4)
+    without, _ = train("electra-small", tmp_path / "without", 6)
+    assert resumed == whole and whole != without  # the curriculum changed the run, and resumed it exactly
+
+
+def test_an_electra_with_a_tied_generator_saves_its_shared_bert_once_and_resumes_exactly(tmp_path):
+    tied = {"tie_generator": True}
+    whole, _ = train("electra-small", tmp_path / "whole", 6, model=tied)
+    train("electra-small", tmp_path / "halves", 3, model=tied)
+    resumed, _ = train("electra-small", tmp_path / "halves", 6, resume=True, model=tied)
+    saved = load_file(tmp_path / "whole" / "ckpt" / "model.safetensors")
+    assert resumed == whole
+    assert not any(name.startswith("generator.bert.") for name in saved)  # the discriminator's, saved once
 
 
 @pytest.mark.parametrize("preset", SUCCESSORS)
@@ -103,6 +124,36 @@ def test_the_rtd_baseline_is_the_share_of_real_tokens_left_original():
     assert metrics["val_rtd_original"] == pytest.approx((out.rtd_labels[real] == 0).float().mean().item())
     assert task.baselines(TrainConfig(batch_size=4, eval_iters=1), 5, "x", metrics)["rtd_acc"].value == \
         metrics["val_rtd_original"]
+
+
+def test_the_curriculums_uniform_share_falls_linearly_from_one_to_zero():
+    _, task = tiny_run_parts("electra-small", rtd_curriculum_iters=4)
+    shares = []
+    for step in (0, 1, 2, 4, 10):
+        task.on_step_start(step)
+        shares.append(task.uniform_share())
+    assert shares == [1.0, 0.75, 0.5, 0.0, 0.0]
+
+
+def test_without_a_curriculum_the_uniform_share_is_zero_from_the_first_step():
+    _, task = tiny_run_parts("electra-small")
+    task.on_step_start(0)
+    assert task.uniform_share() == 0.0
+
+
+def test_rtd_auc_is_one_when_every_replaced_token_scores_above_every_original():
+    assert auc(torch.tensor([0.1, 0.2, 0.8, 0.9]), torch.tensor([0, 0, 1, 1])) == 1.0
+    assert auc(torch.tensor([0.8, 0.9, 0.1, 0.2]), torch.tensor([0, 0, 1, 1])) == 0.0
+
+
+def test_rtd_auc_counts_the_pairs_a_replaced_token_wins():
+    # replaced 0.35 beats 0.1 only, replaced 0.8 beats both originals: 3 of the 4 pairs
+    assert auc(torch.tensor([0.1, 0.4, 0.35, 0.8]), torch.tensor([0, 0, 1, 1])) == 0.75
+
+
+def test_a_curriculum_for_an_objective_without_replacements_is_refused():
+    with pytest.raises(ConfigError, match="rtd_curriculum_iters"):
+        DataConfig(objective="mlm", rtd_curriculum_iters=100)
 
 
 def test_the_albert_task_reports_sentence_order_accuracy_beside_about_even_chance():

@@ -191,9 +191,14 @@ class ElectraConfig(BertConfig):
     generator_n_inner: int | None = None  # None: 4 * generator_n_embd
     generator_n_layer: int | None = None  # None: as many layers as the discriminator
     rtd_weight: float = 50.0  # λ in loss = mlm + λ · rtd: the per-token detection loss is ~50x smaller
+    # The paper's "tie all weights": the generator is the discriminator's own Bert under a masked-LM head, so
+    # the MLM loss trains the blocks too (generator_n_embd, _n_head, _n_inner, _n_layer are then unused).
+    tie_generator: bool = False
 
     def __post_init__(self):
         super().__post_init__()
+        if self.tie_generator:
+            return  # one Bert for both: nothing of the generator's own to check
         if self.generator_n_embd > self.n_embd:
             raise ValueError(f"generator_n_embd ({self.generator_n_embd}) is wider than the discriminator's n_embd "
                              f"({self.n_embd}): a generator as strong as its discriminator makes the replacements too "
@@ -203,7 +208,10 @@ class ElectraConfig(BertConfig):
         self.generator_config()  # the generator's own checks (its width divisible by its heads, ...)
 
     def generator_config(self) -> BertConfig:
-        """The generator: the same vocabulary, positions and options, narrower, reading the shared E-wide embeddings."""
+        """The generator: the same vocabulary, positions and options, narrower, reading the shared E-wide embeddings
+        (with tie_generator, the discriminator's own shape)."""
+        if self.tie_generator:
+            return BertConfig(**{f.name: getattr(self, f.name) for f in fields(BertConfig)} | {"pooler": False})
         shared = {f.name: getattr(self, f.name) for f in fields(BertConfig)
                   if f.name not in ("n_embd", "n_head", "n_inner", "n_layer", "embedding_size", "pooler",
                                     "share_layers", "heads_per_layer")}

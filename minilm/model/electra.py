@@ -74,13 +74,19 @@ class Electra(nn.Module):
         self.discriminator = ElectraDiscriminator(config)
         self.generator = BertForMaskedLM(config.generator_config())
         # Share the embeddings: the generator reads the discriminator's tables (its own are dropped), and its
-        # output layer stays tied to the shared word vectors.
-        self.generator.bert.embeddings = self.discriminator.bert.embeddings
+        # output layer stays tied to the shared word vectors. tie_generator shares the whole Bert.
+        if config.tie_generator:
+            self.generator.bert = self.discriminator.bert
+        else:
+            self.generator.bert.embeddings = self.discriminator.bert.embeddings
         self.generator.mlm_head.decoder.weight = self.discriminator.bert.embeddings.word.weight
 
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None) -> ElectraOutput:
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None,
+                uniform_share: float = 0.0) -> ElectraOutput:
         """input_ids (B, T): the text with ~15% of positions masked; mlm_labels (B, T): the original token at
-        those positions, IGNORE_INDEX elsewhere; attention_mask (B, T), 1 for real tokens."""
+        those positions, IGNORE_INDEX elsewhere; attention_mask (B, T), 1 for real tokens. uniform_share:
+        the share of masked positions filled with a uniformly random token instead of the generator's sample
+        (easy replacements, for a curriculum: minilm/training/electra_task.py)."""
         if mlm_labels is None:
             raise ValueError("Electra needs mlm_labels: the generator fills exactly the masked positions")
         if attention_mask is None:
@@ -90,6 +96,10 @@ class Electra(nn.Module):
         with torch.no_grad():  # sampling is not differentiable: the generator learns from its MLM loss only
             probs = generated.mlm_logits.float().softmax(dim=-1)  # (N, V)
             samples = torch.multinomial(probs, 1).squeeze(-1)  # (N,)
+            if uniform_share > 0:
+                uniform = torch.randint_like(samples, self.config.vocab_size)  # (N,)
+                chosen = torch.rand(samples.shape, device=samples.device) < uniform_share  # (N,)
+                samples = torch.where(chosen, uniform, samples)
         original = torch.where(masked, mlm_labels, input_ids)  # (B, T): the text before masking
         corrupted = original.clone()
         corrupted[masked] = samples

@@ -41,5 +41,6 @@ def make_task(objective: str, samplers: dict, tokenizer, data_cfg, batch_size: i
         return PretrainingTask(samplers, tokenizer, data_cfg.mlm_prob, data_cfg.nsp_weight, pair_task=spec.pair_task,
                                **phases)
     if objective == "electra":
-        return ElectraTask(samplers, tokenizer, data_cfg.mlm_prob, rtd_weight=rtd_weight, **phases)
+        return ElectraTask(samplers, tokenizer, data_cfg.mlm_prob, rtd_weight=rtd_weight,
+                           curriculum_iters=data_cfg.rtd_curriculum_iters, **phases)
     return MaskedLMTask(samplers, tokenizer, data_cfg.mlm_prob, **phases)
