@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from minilm.model import Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig
+from minilm.model.electra import sample_replacements
 from minilm.model.losses import IGNORE_INDEX
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -168,6 +169,30 @@ def test_the_masked_lm_loss_of_a_tied_generator_trains_the_discriminators_blocks
     masked, labels, _ = masked_batch(model.config)
     model(masked, mlm_labels=labels).mlm_loss.backward()
     assert all(p.grad is not None for p in model.discriminator.bert.blocks.parameters())
+
+
+def test_a_sample_is_the_first_token_whose_cumulative_probability_exceeds_the_noise():
+    probs = torch.tensor([[0.5, 0.25, 0.25, 0.0]]).expand(5, 4)  # cumulative 0.5, 0.75, 1, 1
+    noise = torch.tensor([[0.0, 0.9], [0.49, 0.9], [0.5, 0.9], [0.74, 0.9], [0.99, 0.9]])
+    assert sample_replacements(probs, noise).tolist() == [0, 0, 1, 1, 2]  # never token 3, of probability 0
+
+
+def test_below_the_uniform_share_the_second_noise_number_picks_the_token_uniformly():
+    probs = torch.tensor([[1.0, 0.0, 0.0, 0.0]]).expand(3, 4)  # the generator always says token 0
+    noise = torch.tensor([[0.5, 0.1], [0.5, 0.45], [0.5, 0.6]])
+    # share 0.5: 0.1 / 0.5 = 0.2 of 4 tokens -> 0; 0.45 / 0.5 = 0.9 -> 3; 0.6 is above it -> the sample, 0
+    assert sample_replacements(probs, noise, uniform_share=0.5).tolist() == [0, 3, 0]
+
+
+def test_the_same_noise_gives_the_same_replacements_whatever_the_global_random_state():
+    model = Electra(electra_config())
+    masked, labels, _ = masked_batch(model.config)
+    noise = torch.rand(*masked.shape, 2, generator=torch.Generator().manual_seed(1))
+    runs = []
+    for seed in (0, 1):
+        torch.manual_seed(seed)
+        runs.append(model(masked, mlm_labels=labels, sample_noise=noise).corrupted_ids)
+    assert torch.equal(runs[0], runs[1])
 
 
 def generator_certain_of(model, token: int) -> None:

@@ -82,24 +82,25 @@ class Electra(nn.Module):
         self.generator.mlm_head.decoder.weight = self.discriminator.bert.embeddings.word.weight
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None, mlm_labels=None,
-                uniform_share: float = 0.0) -> ElectraOutput:
+                sample_noise=None, uniform_share: float = 0.0) -> ElectraOutput:
         """input_ids (B, T): the text with ~15% of positions masked; mlm_labels (B, T): the original token at
-        those positions, IGNORE_INDEX elsewhere; attention_mask (B, T), 1 for real tokens. uniform_share:
-        the share of masked positions filled with a uniformly random token instead of the generator's sample
-        (easy replacements, for a curriculum: minilm/training/electra_task.py)."""
+        those positions, IGNORE_INDEX elsewhere; attention_mask (B, T), 1 for real tokens.
+        sample_noise (B, T, 2): uniform numbers in [0, 1) that decide the samples (sample_replacements);
+        the Task draws them with the batch, so that processes and accumulation steps that cut the batch
+        into slices sample exactly what one process would; None: drawn here from the global RNG.
+        uniform_share: the share of masked positions filled with a uniformly random token instead of the
+        generator's sample (easy replacements, for a curriculum: minilm/training/electra_task.py)."""
         if mlm_labels is None:
             raise ValueError("Electra needs mlm_labels: the generator fills exactly the masked positions")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
+        if sample_noise is None:
+            sample_noise = torch.rand(*input_ids.shape, 2, device=input_ids.device)  # (B, T, 2)
         generated = self.generator(input_ids, token_type_ids, attention_mask, mlm_labels)  # mlm_logits (N, V)
         masked = mlm_labels != IGNORE_INDEX  # (B, T)
         with torch.no_grad():  # sampling is not differentiable: the generator learns from its MLM loss only
             probs = generated.mlm_logits.float().softmax(dim=-1)  # (N, V)
-            samples = torch.multinomial(probs, 1).squeeze(-1)  # (N,)
-            if uniform_share > 0:
-                uniform = torch.randint_like(samples, self.config.vocab_size)  # (N,)
-                chosen = torch.rand(samples.shape, device=samples.device) < uniform_share  # (N,)
-                samples = torch.where(chosen, uniform, samples)
+            samples = sample_replacements(probs, sample_noise[masked], uniform_share)  # (N,)
         original = torch.where(masked, mlm_labels, input_ids)  # (B, T): the text before masking
         corrupted = original.clone()
         corrupted[masked] = samples
@@ -112,3 +113,22 @@ class Electra(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # the shared embeddings are counted once
+
+
+def sample_replacements(probs, noise, uniform_share: float = 0.0):
+    """One token per masked position: probs (N, V), noise (N, 2) uniform in [0, 1) -> ids (N,).
+
+    The sample is the inverse of the cumulative distribution at noise[:, 0]: the first token whose cumulative
+    probability exceeds it, which is token v with probability probs[:, v] (torch.multinomial draws the same
+    way, with numbers of its own). With probability uniform_share the token is uniform instead: noise[:, 1]
+    below uniform_share picks the position, and noise[:, 1] / uniform_share, uniform in [0, 1) again, the token.
+    """
+    vocab_size = probs.shape[-1]
+    cumulative = probs.cumsum(dim=-1)  # (N, V), rising to 1
+    samples = torch.searchsorted(cumulative, noise[:, :1].contiguous(), right=True).squeeze(-1)  # (N,)
+    samples = samples.clamp(max=vocab_size - 1)  # a cumulative sum can end a rounding error below 1
+    if uniform_share > 0:
+        chosen = noise[:, 1] < uniform_share  # (N,)
+        uniform = (noise[:, 1] / uniform_share * vocab_size).long().clamp(max=vocab_size - 1)  # (N,)
+        samples = torch.where(chosen, uniform, samples)
+    return samples

@@ -57,9 +57,28 @@ class MaskedLMTask(Task):
     def get_batch(self, split, batch_size, generator):
         if split == "train" and self.step < self.phase1_iters:
             # batch_size may be several processes' or micro-batches' worth: scale it, keep the multiple.
-            return self.draw(self.samplers["phase1"], batch_size * self.phase1_batch_size // self.batch_size,
-                             generator)
-        return self.draw(self.samplers[split], batch_size, generator)
+            batch = self.draw(self.samplers["phase1"], batch_size * self.phase1_batch_size // self.batch_size,
+                              generator)
+        else:
+            batch = self.draw(self.samplers[split], batch_size, generator)
+        if split == "train":  # the whole step's batch: every process draws all of it, then keeps its slice
+            self.step_counts = self.loss_counts(batch)
+        return batch
+
+    def loss_counts(self, batch) -> dict[str, int]:
+        """What each mean in the loss divides by: masked tokens (masked-LM), real tokens (ELECTRA's
+        detection), and the sequences, which say how many slices the step's batch was cut into."""
+        return {"masked": int((batch["mlm_labels"] != IGNORE_INDEX).sum()),
+                "real": int(batch["attention_mask"].sum()), "sequences": len(batch["input_ids"])}
+
+    def share(self, batch, what: str) -> float:
+        """The weight of a slice's mean over its own `what` that makes the Trainer's (and DDP's) average of
+        the slices the mean over the whole step's: n_slice / N_step x slices. The masked tokens are random
+        (15%, at random), so the slices hold different counts and the plain average of their means is not
+        the mean over the batch; 1.0 when they hold the same count."""
+        counts = self.loss_counts(batch)
+        slices = self.step_counts["sequences"] / counts["sequences"]
+        return counts[what] * slices / self.step_counts[what]
 
     def draw(self, sampler, batch_size: int, generator) -> dict[str, torch.Tensor]:
         tok = self.tokenizer
@@ -67,7 +86,7 @@ class MaskedLMTask(Task):
         return mask_pairs(sequences, tok.mask_id, tok.vocab_size, self.mlm_prob, generator, tok.cls_id, tok.sep_id)
 
     def loss(self, model, batch):
-        return model(**batch).mlm_loss  # the batch keys are forward's arguments
+        return model(**batch).mlm_loss * self.share(batch, "masked")  # the batch keys are forward's arguments
 
     def count_tokens(self, batch):
         return int(batch["attention_mask"].sum())
@@ -120,7 +139,7 @@ class PretrainingTask(MaskedLMTask):
 
     def loss(self, model, batch):
         out = model(**batch)
-        return out.mlm_loss + self.nsp_weight * out.nsp_loss
+        return out.mlm_loss * self.share(batch, "masked") + self.nsp_weight * out.nsp_loss
 
     def add_sums(self, sums, out, batch):
         super().add_sums(sums, out, batch)

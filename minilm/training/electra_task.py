@@ -41,16 +41,20 @@ class ElectraTask(MaskedLMTask):
             return 0.0
         return max(0.0, 1.0 - self.step / self.curriculum_iters)
 
-    def loss(self, model, batch):
-        return model(**batch, uniform_share=self.uniform_share()).loss
+    def draw(self, sampler, batch_size: int, generator) -> dict[str, torch.Tensor]:
+        """MaskedLMTask's masked sequences, and the uniform numbers that decide the generator's samples
+        (minilm/model/electra.py, sample_replacements), drawn from the data generator with them: a batch
+        cut into slices (DDP, accumulation) then samples what the whole batch would, and the fixed
+        evaluation batches are corrupted alike at every evaluation."""
+        batch = super().draw(sampler, batch_size, generator)
+        batch["sample_noise"] = torch.rand(*batch["input_ids"].shape, 2, generator=generator)  # (B, T, 2)
+        return batch
 
-    def evaluate(self, model, cfg, device):
-        """The generator samples with the global torch RNG: an evaluation forks it and seeds its own, so it
-        corrupts its fixed batches alike each time and leaves the training run's random stream untouched
-        (training is then the same whatever the eval_interval)."""
-        with torch.random.fork_rng():  # the CPU generator, and every CUDA device's
-            torch.manual_seed(0)
-            return super().evaluate(model, cfg, device)
+    def loss(self, model, batch):
+        out = model(**batch, uniform_share=self.uniform_share())
+        # Each mean weighed by this slice's share of the step's masked (real) tokens: MaskedLMTask.share
+        mlm_loss, rtd_loss = out.mlm_loss * self.share(batch, "masked"), out.rtd_loss * self.share(batch, "real")
+        return mlm_loss + self.rtd_weight * rtd_loss
 
     def add_sums(self, sums, out, batch):
         super().add_sums(sums, out, batch)  # the generator's MLM
