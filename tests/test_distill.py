@@ -18,6 +18,7 @@ from minilm.finetune.distill import (DistillConfig, DistillationTask, Teacher, d
                                      student_backbone, student_base, unlabelled_batch)
 from minilm.finetune.heads import SequenceClassifier
 from minilm.finetune.tasks import ClassificationTask
+from minilm.finetune.teacher_cache import TeacherLogitCache
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -164,8 +165,8 @@ def test_the_few_label_regime_refuses_to_keep_every_label():
         few_labels(encoded([2, 5, 3], [2, 6, 3], label=0), 2)
 
 
-def transfer_task(student, teacher_model, transfer, seed=0):
-    cfg = DistillConfig(teacher="t", student_layers="0,1", transfer_data="t.txt", transfer_batch=3)
+def transfer_task(student, teacher_model, transfer, seed=0, **overrides):
+    cfg = DistillConfig(teacher="t", student_layers="0,1", transfer_data="t.txt", transfer_batch=3, **overrides)
     task = ClassificationTask({"train": encoded([2, 7, 3], [2, 8, 9, 3], label=1), "val": encoded([2, 7, 3], label=1)},
                               pad_id=0, labels=["neg", "pos"])
     return DistillationTask(task, Teacher(teacher_model.eval(), None, {}, None), cfg, transfer, seed)
@@ -185,6 +186,45 @@ def test_transfer_sentences_enter_the_kl_term_and_not_the_cross_entropy():
                                     teacher(**unlabelled)[0]])
     expected = ce + soft_cross_entropy_kl(all_logits, teacher_logits, 2.0)
     assert task.loss(student, batch).item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+# ---------------------------------------------------------------------------- the teacher's logits, once
+
+def tiny_classifier(seed):
+    return SequenceClassifier(tiny_bert(n_layer=2, seed=seed), 2, dropout=0.0, pooling="mean")
+
+
+@torch.no_grad()
+def test_cached_teacher_logits_equal_the_teachers_live_logits_on_a_padded_batch():
+    teacher = tiny_classifier(seed=1).eval()
+    sentences = encoded([2, 10, 11, 3], [2, 12, 3], [2, 13, 14, 15, 16, 3])
+    cache = TeacherLogitCache(teacher, sentences, pad_id=0, batch_size=2)  # cached in other batches, other padding
+    batch = unlabelled_batch([sentences[2], sentences[0], sentences[1], sentences[0]], pad_id=0)
+    assert torch.allclose(cache.lookup(batch), teacher(**batch)[0], atol=1e-5)
+
+
+@torch.no_grad()
+def test_a_sentence_outside_the_cache_is_run_through_the_teacher_and_kept():
+    teacher = tiny_classifier(seed=1).eval()
+    cache = TeacherLogitCache(teacher, encoded([2, 10, 3]), pad_id=0)
+    batch = unlabelled_batch(encoded([2, 10, 3], [2, 11, 12, 3]), pad_id=0)
+    assert torch.allclose(cache.lookup(batch), teacher(**batch)[0], atol=1e-5)
+    assert len(cache.logits) == 2
+
+
+def test_the_cache_changes_no_loss_value():
+    teacher, student = tiny_classifier(seed=1), tiny_classifier(seed=2).train()
+    transfer = encoded([2, 10, 11, 3], [2, 12, 3], [2, 13, 14, 15, 3])
+    batch = transfer_task(student, teacher, transfer).get_batch("train", 2, torch.Generator().manual_seed(0))
+    cached = transfer_task(student, teacher, transfer, seed=5)
+    live = transfer_task(student, teacher, transfer, seed=5, teacher_cache=False)  # the same transfer draw
+    assert cached.cache is not None and live.cache is None
+    assert cached.loss(student, batch).item() == pytest.approx(live.loss(student, batch).item(), rel=1e-5)
+
+
+def test_the_cosine_term_runs_the_teacher_live():
+    task = transfer_task(None, tiny_classifier(seed=1), encoded([2, 12, 3]), cos_weight=1.0)
+    assert task.cache is None  # hidden states of every token are not cached
 
 
 # ------------------------------------------------------------------------------ finetune.py --teacher

@@ -20,6 +20,8 @@ finetune.py --teacher FOLDER (the recipe sentiment-distill) puts it together: Di
 flags, open_teacher loads and checks the teacher, student_backbone cuts its blocks, and DistillationTask
 is the Task the shared Trainer drives. The teacher never trains: it lives in the Task, not in the model
 the optimizer sees, and the saved student is a whole model (no base) that `finetune.py predict` loads.
+Its logits on the training and transfer sentences are computed once, before the first step
+(teacher_cache.py), unless the cosine term needs its hidden states.
 """
 
 import contextlib
@@ -40,6 +42,7 @@ from ..model.losses import IGNORE_INDEX
 from ..training.checkpoint import unwrap_model
 from .checkpoints import Base, load_finetuned
 from .tasks import ClassificationTask, pad_batch
+from .teacher_cache import TeacherLogitCache
 
 LOSS_WEIGHTS = ("ce_weight", "kd_weight", "cos_weight")
 
@@ -70,6 +73,9 @@ class DistillConfig:
     labelled_examples: int = field(default=0, metadata={"help": "the few-label regime: train on a fixed sample of "
                                    "N labelled training sentences; the rest of the training split joins the "
                                    "transfer set without its labels (0: every label is used)"})
+    teacher_cache: bool = field(default=True, metadata={
+        "help": "run the teacher once over the training and transfer sentences before training and look its "
+                "logits up at each step (teacher_cache.py); off, or with --cos_weight > 0, it runs on every batch"})
 
     def __post_init__(self):
         if self.student_init not in ("teacher", "base"):
@@ -345,6 +351,11 @@ class DistillationTask(ClassificationTask):
         self.transfer = transfer if cfg.uses_transfer else None
         # Its own generator: the labelled batches stay exactly those of the control (--kd_weight 0).
         self.transfer_generator = torch.Generator().manual_seed(seed)
+        # The teacher is fixed, so its logits on the fixed sentences are too: compute them once. The
+        # cosine term needs its hidden states, which are too many to keep, so there it runs live.
+        self.cache = None
+        if cfg.teacher_cache and cfg.kd_weight > 0 and cfg.cos_weight == 0:
+            self.cache = TeacherLogitCache(teacher.model, self.examples["train"] + (self.transfer or []), self.pad_id)
 
     def loss(self, model, batch):
         if not model.training or not self.cfg.uses_teacher_outputs:
@@ -372,7 +383,10 @@ class DistillationTask(ClassificationTask):
 
     @torch.no_grad()
     def teacher_outputs(self, batch):
-        """The teacher's logits (B, num_labels) and every block's output, without dropout or gradients."""
+        """The teacher's logits (B, num_labels) and every block's output, without dropout or gradients
+        (from the cache: the logits alone, and None)."""
+        if self.cache is not None:
+            return self.cache.lookup(batch), None
         teacher = self.teacher.model.to(batch["input_ids"].device)  # a no-op after the first batch
         inputs = {name: tensor for name, tensor in batch.items() if name != "labels"}
         with block_outputs(teacher.backbone) as hidden:
