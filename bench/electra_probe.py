@@ -18,7 +18,7 @@ the AUC (0.5: no clue; minilm/training/electra_task.py). A model that has learne
 Last, a bigram detector on held-out text with unigram replacements: a token is suspicious when it and its
 neighbours rarely follow each other in the training text (pointwise mutual information with both). It needs
 no training, and it shows how much a model could learn from neighbouring pairs alone.
-docs/successors.md, "Why the discriminator does not learn", reads the lines.
+docs/successors.md, "Why ELECTRA's discriminator does not learn here", reads the lines.
 """
 
 import argparse
