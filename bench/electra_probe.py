@@ -1,6 +1,6 @@
 """Why ELECTRA's discriminator stays at its baseline: how hard the replacements are, and what a curriculum does.
 
-    python -m bench.electra_probe                          # about 12 minutes on one core
+    python -m bench.electra_probe                          # 22 minutes on one core of busy ones
     python -m bench.electra_probe --steps 300 --probes uniform unigram
 
 Trains the `electra-small` discriminator alone (no generator) on 32 x 128 tokens of the plays, 15% of them
