@@ -50,6 +50,7 @@ class MaskedLMTask(Task):
         self.phase1_iters, self.phase1_batch_size, self.batch_size = phase1_iters, phase1_batch_size, batch_size
         self.step = 0  # the trainer's step, set by on_step_start
         self.eval_batches: dict[str, list] = {}  # split -> the same batches at every evaluation
+        self.step_counts: dict[str, int] = {}  # the whole training step's counts (loss_counts), set by get_batch
 
     def on_step_start(self, step):
         self.step = step

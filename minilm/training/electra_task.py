@@ -18,7 +18,8 @@ The curriculum (curriculum_iters > 0): at step s, a share max(0, 1 - s / curricu
 positions is filled with a uniformly random token instead of the generator's sample. Those are easy to
 spot (mostly rare pieces, out of place anywhere), and they give the discriminator something to learn before
 the generator's samples, which already match the word frequencies after a few dozen steps, become its whole
-task. Evaluations always use the generator's samples alone. docs/successors.md shows why it is needed.
+task. Evaluations always use the generator's samples alone. docs/successors.md shows what it does: it
+lifts the discriminator off its plateau on unigram replacements, and barely on the generator's samples.
 """
 
 import torch
