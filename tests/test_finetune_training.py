@@ -14,10 +14,11 @@ from data.finetune_encode import encode_text_examples
 from common.errors import CheckpointError
 from finetune_fixtures import save_bert_base, sentiment_rows, tiny_bert, tiny_wordpiece, write_csv
 from minilm.finetune.checkpoints import FinetuneTrainer, trained_state_dict
-from minilm.finetune.tasks import ClassificationTask
-from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier
+from minilm.finetune.tasks import ClassificationTask, TaggingTask
+from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger
+from minilm.model.losses import IGNORE_INDEX
 from minilm.peft import PeftConfig, apply_peft
-from minilm.training.trainer import TrainConfig, seed_everything
+from minilm.training.trainer import TrainConfig, seed_everything, split_batch
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -167,3 +168,31 @@ def test_checkpoint_whose_base_moved_names_the_path_it_looked_for(adapter_run, t
     (tmp_path / "best" / "config.json").write_text(json.dumps(config))
     with pytest.raises(CheckpointError, match=f"base model is not at {tmp_path / 'the-old-place'} any more"):
         finetune.predict(tmp_path / "best", ["the film was good"])
+
+
+def tagged_sentences(n=16, seed=0):
+    """Sentences of 2 to 12 words, every word tagged (one of 3 tags): the slices of a batch hold different
+    numbers of tagged words."""
+    g = torch.Generator().manual_seed(seed)
+    examples = []
+    for _ in range(n):
+        length = int(torch.randint(2, 13, (1,), generator=g))
+        ids = torch.randint(5, len(tiny_wordpiece().vocab), (length,), generator=g).tolist()
+        tags = torch.randint(0, 3, (length,), generator=g).tolist()
+        examples.append({"input_ids": [2, *ids, 3], "attention_mask": [1] * (length + 2),
+                         "token_type_ids": [0] * (length + 2), "labels": [IGNORE_INDEX, *tags, IGNORE_INDEX]})
+    return {"train": examples, "val": examples}
+
+
+def test_a_taggers_slices_average_to_the_loss_of_the_whole_step():
+    """What accumulation and DDP compute (the mean of the slices' losses) equals the loss of the whole batch,
+    though the two halves hold different numbers of tagged words."""
+    task = TaggingTask(tagged_sentences(), pad_id=0, labels=["A", "B", "C"])
+    model = TokenTagger(tiny_bert(), num_labels=3).eval()  # no dropout: the same numbers each pass
+    whole = task.get_batch("train", 8, torch.Generator().manual_seed(0))
+    halves = split_batch(whole, 2)
+    assert len({int((half["labels"] != IGNORE_INDEX).sum()) for half in halves}) == 2  # the counts differ
+    averaged = sum(task.loss(model, half) for half in halves) / 2
+    torch.testing.assert_close(averaged, task.loss(model, whole), rtol=1e-6, atol=0)
+    plain = sum(model(**half)[1] for half in halves) / 2  # the average of the unweighted means
+    assert abs(plain.item() - task.loss(model, whole).item()) > 1e-4

@@ -18,7 +18,7 @@ from common.errors import DataError
 
 from ..model.losses import IGNORE_INDEX
 from ..training.checkpoint import unwrap_model
-from ..training.trainer import Task, to_device
+from ..training.trainer import Task, share_of_step, to_device
 from .tagging_metrics import entity_scores, is_bio_tagset, token_accuracy
 
 
@@ -51,9 +51,14 @@ class _LabelledTask(Task):
 
     def loss(self, model, batch):
         _, loss = model(**batch)
+        loss = loss * self.mean_weight(batch)
         if self.peft_controller is not None and model.training:  # evaluation reports the plain loss
             loss = loss + self.peft_controller.penalty(unwrap_model(model))
         return loss
+
+    def mean_weight(self, batch) -> float:
+        """1: a classifier's loss is a mean over sequences, as many in every slice of a step."""
+        return 1.0
 
     def on_gradients(self, model, step):
         if self.peft_controller is not None:
@@ -108,6 +113,17 @@ class TaggingTask(_LabelledTask):
     def default_metric(self):
         return ("val_f1", "max") if is_bio_tagset(self.labels) else ("val_acc", "max")
 
+    def get_batch(self, split, batch_size, generator):
+        batch = super().get_batch(split, batch_size, generator)
+        if split == "train":  # the whole step's batch: every process draws all of it, then keeps its slice
+            self.step_counts = tagged_counts(batch)
+        return batch
+
+    def mean_weight(self, batch) -> float:
+        """A tagger's loss is a mean over the tagged words, and sentences differ in length: the slices of a
+        step (accumulation, DDP) hold different counts, so each mean is weighed by its share of the step's."""
+        return share_of_step(tagged_counts(batch), self.step_counts, "tagged")
+
     def gold_and_predicted(self, labels, predicted):  # (B, T), (B, T) -> one tag list per sentence
         for gold_row, pred_row in zip(labels.tolist(), predicted.tolist()):
             pairs = [(g, p) for g, p in zip(gold_row, pred_row) if g != IGNORE_INDEX]
@@ -119,3 +135,8 @@ class TaggingTask(_LabelledTask):
             entity = entity_scores(golds, preds)
             metrics.update({f"val_{name}": value for name, value in entity.items()})
         return metrics
+
+
+def tagged_counts(batch) -> dict[str, int]:
+    """The tagged words (labels other than IGNORE_INDEX) and the sequences of a batch: share_of_step's counts."""
+    return {"tagged": int((batch["labels"] != IGNORE_INDEX).sum()), "sequences": len(batch["input_ids"])}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..model.losses import IGNORE_INDEX, mask_tokens
-from .trainer import Task, TrainConfig, to_device
+from .trainer import Task, TrainConfig, share_of_step, to_device
 
 
 def mask_pairs(batch: dict[str, torch.Tensor], mask_id: int, vocab_size: int, mlm_prob: float,
@@ -73,13 +73,9 @@ class MaskedLMTask(Task):
                 "real": int(batch["attention_mask"].sum()), "sequences": len(batch["input_ids"])}
 
     def share(self, batch, what: str) -> float:
-        """The weight of a slice's mean over its own `what` that makes the Trainer's (and DDP's) average of
-        the slices the mean over the whole step's: n_slice / N_step x slices. The masked tokens are random
-        (15%, at random), so the slices hold different counts and the plain average of their means is not
-        the mean over the batch; 1.0 when they hold the same count."""
-        counts = self.loss_counts(batch)
-        slices = self.step_counts["sequences"] / counts["sequences"]
-        return counts[what] * slices / self.step_counts[what]
+        """The masked tokens are random (15%, at random), so the slices of a step hold different counts and
+        the plain average of their means is not the mean over the batch: each mean is weighed by its share."""
+        return share_of_step(self.loss_counts(batch), self.step_counts, what)
 
     def draw(self, sampler, batch_size: int, generator) -> dict[str, torch.Tensor]:
         tok = self.tokenizer

@@ -93,6 +93,15 @@ def split_batch(batch: dict[str, torch.Tensor], n_pieces: int) -> list[dict[str,
     return [{name: pieces[name][i] for name in batch} for i in range(n_pieces)]
 
 
+def share_of_step(counts: dict[str, int], step_counts: dict[str, int], what: str) -> float:
+    """The weight of a slice's mean over its own `what` (masked tokens, tagged words) that makes the average
+    over a step's slices, which accumulation and DDP take, the mean over the whole step's: n_slice / N_step x
+    slices, where slices = the step's sequences / the slice's. counts and step_counts hold `what` and
+    "sequences" for the slice and for the whole step's batch; 1.0 for the whole batch (docs/training.md)."""
+    slices = step_counts["sequences"] / counts["sequences"]
+    return counts[what] * slices / step_counts[what]
+
+
 def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
