@@ -101,7 +101,7 @@ BERT_PRESETS = {
         "model": dict(_SMALL_MODEL, pooler=False, generator_n_embd=32, generator_n_head=1, generator_n_inner=128,
                       rtd_weight=50.0),
         "train": dict(_SMALL_TRAIN, out_dir="out/electra-small", max_iters=2400, warmup_iters=100,
-                      eval_interval=250, log_interval=50, metric="val_rtd_acc"),
+                      eval_interval=250, log_interval=50, metric="val_rtd_auc"),
         "data": dict(objective="electra", max_seq_len=128),
     },
     # Masked digits of 12-digit palindromes (minilm/training/toy_tasks.py): needs both directions; seconds on a CPU.
