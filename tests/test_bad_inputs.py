@@ -16,7 +16,7 @@ import train_gpt
 from common.errors import run_command
 from data import assets
 from finetune_fixtures import save_bert_base, save_gpt_base
-from minilm.hf import parity
+from minilm import parity
 from test_train_gpt import TINY_FLAGS, write_text
 from tokenizer import __main__ as tokenizer_cli
 

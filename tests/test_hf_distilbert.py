@@ -144,6 +144,6 @@ def test_bert_for_pretraining_needs_the_pooler():
 
 
 def test_the_parity_command_passes_on_a_distilbert_folder(reference_folder, capsys):
-    from minilm.hf.parity import main
+    from minilm.parity import main
     assert main([str(reference_folder[1])]) == 0
     assert "last hidden state" in capsys.readouterr().out

@@ -1,4 +1,4 @@
-"""The `python -m minilm.hf.parity PATH` command: its verdicts and its error without transformers."""
+"""The `python -m minilm.parity PATH` command: its verdicts and its error without transformers."""
 
 import sys
 
@@ -8,7 +8,7 @@ import torch
 from common.errors import UserError
 from data.assets import fetch
 from minilm import GPT, GPTConfig, save_pretrained
-from minilm.hf.parity import main
+from minilm.parity import main
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,7 @@ from common.errors import CheckpointError, ConfigError, run_command
 from minilm.hf import from_pretrained, save_pretrained
 from minilm.hf.families import format_architectures
 from minilm.hf.names import mappings_for
-from minilm.hf.parity import main as parity_main
+from minilm.parity import main as parity_main
 from minilm.model import (GPT, Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig,
                           ElectraDiscriminator)
 
