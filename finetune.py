@@ -40,19 +40,18 @@ from data.tokenizers import named_tokenizer
 from data.transfer_text import encode_transfer_set
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
 from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
-                                         load_trained_weights)
+                                         load_trained_weights, refuse_out_dir_around)
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
 from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
-from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family
-from minilm.finetune.recipes import LM_METHOD_LR, METHOD_LR, RECIPE_METHOD_LR, RECIPES
+from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family, set_attention
+from minilm.finetune.recipes import RECIPES, derived_defaults
 from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
-from minilm.finetune.tasks import ClassificationTask, TaggingTask
-from minilm.model import MultiHeadAttention
+from minilm.finetune.tasks import ClassificationTask, PeftLanguageModelTask, TaggingTask
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
-from minilm.training.lm_task import LanguageModelTask, perplexity
+from minilm.training.lm_task import perplexity
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import TrainConfig, seed_everything
 
@@ -108,23 +107,6 @@ def resolve_data_path(name: str | None):
 
 
 # ------------------------------------------------------------------------------------------ the data
-
-class PeftLanguageModelTask(LanguageModelTask):
-    """The next-token Task of train_gpt.py, plus AdaLoRA's penalty and rank update when it is the method."""
-
-    peft_controller = None
-    default_metric = ("val_loss", "min")
-
-    def loss(self, model, batch):
-        loss = super().loss(model, batch)
-        if self.peft_controller is not None and model.training:  # evaluation reports the plain loss
-            loss = loss + self.peft_controller.penalty(model)
-        return loss
-
-    def on_gradients(self, model, step):
-        if self.peft_controller is not None:
-            self.peft_controller.update(model, step)
-
 
 def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
     """{"train": [...], "val": [...]}: raw examples, the validation split held out deterministically."""
@@ -197,28 +179,6 @@ def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
 
 # ------------------------------------------------------------------------------------------ training
 
-def derived_defaults(values: dict, recipe: str | None, given: set[str]) -> dict:
-    """The defaults that depend on other choices (a flag given on the command line still wins): the
-    learning rate per method (and recipe), AdaLoRA's schedule per max_iters and, without a recipe, the
-    metric that picks the best checkpoint per task. --help shows them."""
-    table = {**(LM_METHOD_LR if values["task"] == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(recipe, {})}
-    tinit = values["adalora_tinit"] if "adalora_tinit" in given else values["max_iters"] // 10
-    derived = {"lr": table[values["method"]], "adalora_tinit": tinit,
-               "adalora_tfinal": max(values["max_iters"] * 4 // 5, tinit + 1)}
-    if recipe is None:  # a recipe names its metric; a tagging set's BIO tags switch val_acc to val_f1 later
-        lm = values["task"] == "lm"
-        derived["metric"], derived["metric_goal"] = ("val_loss", "min") if lm else ("val_acc", "max")
-    return derived
-
-
-def set_attention(backbone, attn_impl: str) -> None:
-    """Both kinds compute the same numbers (tests/test_attention.py); the fused one is faster."""
-    backbone.config.attn_impl = attn_impl
-    for module in backbone.modules():
-        if isinstance(module, MultiHeadAttention):
-            module.attn_impl = attn_impl
-
-
 def base_folder_of(spec: str) -> Path:
     """The folder of the base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
     return base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
@@ -227,15 +187,6 @@ def base_folder_of(spec: str) -> Path:
 def open_base(spec: str, folder: Path):
     return load_base(folder, alias=spec if spec in BASE_MODELS else None,
                      gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
-
-
-def refuse_out_dir_around(out_dir: Path, base: Path, spec: str) -> None:
-    """A fine-tune writes best/ and ckpt/ into out_dir: an out_dir that is, holds or lies inside the base
-    would overwrite the very model it fine-tunes."""
-    out_dir, base = out_dir.resolve(), base.resolve()
-    if out_dir == base or base.is_relative_to(out_dir) or out_dir.is_relative_to(base):
-        raise ConfigError(f"--out_dir {out_dir} would overwrite the base model it fine-tunes (--base {spec}, "
-                          f"{base}); choose an --out_dir outside the base, e.g. out/finetune-{base.parent.name}")
 
 
 def transfer_set(cfg: DistillConfig, data_cfg: FinetuneConfig, tokenizer, family: str) -> list[dict]:

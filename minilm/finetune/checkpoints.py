@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from common.errors import CheckpointError, MissingFileError
+from common.errors import CheckpointError, ConfigError, MissingFileError
 from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
@@ -266,3 +266,12 @@ def _find_base(pointer: dict, resolve_alias, gpt2_tokenizer) -> Base:
                               f"{folder} any more (it was fine-tuned from there): put the base back there, or "
                               "fine-tune again with --merge, which saves every tensor")
     return load_base(folder, alias, pointer["sha256"], gpt2_tokenizer)
+
+
+def refuse_out_dir_around(out_dir: Path, base: Path, spec: str) -> None:
+    """A fine-tune writes best/ and ckpt/ into out_dir: an out_dir that is, holds or lies inside the base
+    would overwrite the very model it fine-tunes."""
+    out_dir, base = out_dir.resolve(), base.resolve()
+    if out_dir == base or base.is_relative_to(out_dir) or out_dir.is_relative_to(base):
+        raise ConfigError(f"--out_dir {out_dir} would overwrite the base model it fine-tunes (--base {spec}, "
+                          f"{base}); choose an --out_dir outside the base, e.g. out/finetune-{base.parent.name}")

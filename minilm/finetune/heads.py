@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from common.errors import ConfigError
 
-from ..model import GPT, Bert
+from ..model import GPT, Bert, MultiHeadAttention
 from ..model.losses import IGNORE_INDEX
 
 HEAD_NAMES = ["classifier"]
@@ -117,3 +117,11 @@ class TokenTagger(_TaskHead):
 
 
 HEADS = {"classify": SequenceClassifier, "tag": TokenTagger}
+
+
+def set_attention(backbone, attn_impl: str) -> None:
+    """Both kinds compute the same numbers (tests/test_attention.py); the fused one is faster."""
+    backbone.config.attn_impl = attn_impl
+    for module in backbone.modules():
+        if isinstance(module, MultiHeadAttention):
+            module.attn_impl = attn_impl

@@ -74,3 +74,17 @@ LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "ad
 RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}, "ner-minilm": {"full": 3e-4}, "intent-minilm": {"full": 3e-4},
                     "sentiment-distill": {"full": 1e-4},  # a 3-block student moves further from its start
                     "sentiment-distill-few": {"full": 1e-4}}
+
+
+def derived_defaults(values: dict, recipe: str | None, given: set[str]) -> dict:
+    """The defaults that depend on other choices (a flag given on the command line still wins): the
+    learning rate per method (and recipe), AdaLoRA's schedule per max_iters and, without a recipe, the
+    metric that picks the best checkpoint per task. --help shows them."""
+    table = {**(LM_METHOD_LR if values["task"] == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(recipe, {})}
+    tinit = values["adalora_tinit"] if "adalora_tinit" in given else values["max_iters"] // 10
+    derived = {"lr": table[values["method"]], "adalora_tinit": tinit,
+               "adalora_tfinal": max(values["max_iters"] * 4 // 5, tinit + 1)}
+    if recipe is None:  # a recipe names its metric; a tagging set's BIO tags switch val_acc to val_f1 later
+        lm = values["task"] == "lm"
+        derived["metric"], derived["metric_goal"] = ("val_loss", "min") if lm else ("val_acc", "max")
+    return derived

@@ -1,4 +1,5 @@
-"""The fine-tuning Tasks for minilm/training/trainer.py: sequence classification and token tagging.
+"""The fine-tuning Tasks for minilm/training/trainer.py: sequence classification, token tagging, and next-token
+prediction with a PEFT method (PeftLanguageModelTask).
 
 Examples arrive already encoded (data/finetune_encode.py): dicts of id lists plus "labels". A batch
 draws random examples (with replacement, from the trainer's generator, so a resumed run draws the
@@ -18,6 +19,7 @@ from common.errors import DataError
 
 from ..model.losses import IGNORE_INDEX
 from ..training.checkpoint import unwrap_model
+from ..training.lm_task import LanguageModelTask
 from ..training.trainer import Task, share_of_step, to_device
 from .tagging_metrics import entity_scores, is_bio_tagset, token_accuracy
 
@@ -140,3 +142,20 @@ class TaggingTask(_LabelledTask):
 def tagged_counts(batch) -> dict[str, int]:
     """The tagged words (labels other than IGNORE_INDEX) and the sequences of a batch: share_of_step's counts."""
     return {"tagged": int((batch["labels"] != IGNORE_INDEX).sum()), "sequences": len(batch["input_ids"])}
+
+
+class PeftLanguageModelTask(LanguageModelTask):
+    """The next-token Task of train_gpt.py, plus AdaLoRA's penalty and rank update when it is the method."""
+
+    peft_controller = None
+    default_metric = ("val_loss", "min")
+
+    def loss(self, model, batch):
+        loss = super().loss(model, batch)
+        if self.peft_controller is not None and model.training:  # evaluation reports the plain loss
+            loss = loss + self.peft_controller.penalty(model)
+        return loss
+
+    def on_gradients(self, model, step):
+        if self.peft_controller is not None:
+            self.peft_controller.update(model, step)
