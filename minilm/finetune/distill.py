@@ -361,7 +361,9 @@ class DistillationTask(ClassificationTask):
         if not model.training or not self.cfg.uses_teacher_outputs:
             logits, ce = model(**batch)
             return ce * (self.cfg.ce_weight if model.training else 1.0)
-        with block_outputs(unwrap_model(model).backbone) as student_hidden:
+        backbone = unwrap_model(model).backbone  # its block outputs are kept only for the cosine term
+        keep_hidden = block_outputs(backbone) if self.cfg.cos_weight > 0 else contextlib.nullcontext()
+        with keep_hidden as student_hidden:
             logits, ce = model(**batch)  # (B, num_labels)
         teacher_logits, teacher_hidden = self.teacher_outputs(batch)
         if self.transfer:  # unlabelled sentences join the KL term only: their batch has no labels
