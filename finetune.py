@@ -40,7 +40,7 @@ from data.tokenizers import named_tokenizer
 from data.transfer_text import encode_transfer_set
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
 from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
-                                         load_trained_weights, refuse_out_dir_around)
+                                         load_trained_weights)
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
 from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
@@ -216,8 +216,10 @@ def train(argv=None):
     # Distillation (minilm/finetune/distill.py): the base is the teacher, cut down to the student's blocks.
     distill = distill_cfg.teacher is not None
     base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given) if distill else base_folder_of(data_cfg.base)
-    refuse_out_dir_around(Path(train_cfg.out_dir), base_dir, distill_cfg.teacher or data_cfg.base)
-    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before loading anything
+    base_label = f"the teacher --teacher {distill_cfg.teacher}" if distill else f"the base model --base {data_cfg.base}"
+    inputs = {base_label: base_dir, f"--data {data_cfg.data}": data_cfg.data, f"--val_data {data_cfg.val_data}":
+              data_cfg.val_data, f"--transfer_data {distill_cfg.transfer_data}": distill_cfg.transfer_data}
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite, inputs, "finetune.py")  # before loading
     seed_everything(train_cfg.seed)
     teacher = open_teacher(base_dir, distill_cfg, base_model_folder, lambda: named_tokenizer("gpt2")) if distill else None
     from_base = distill and distill_cfg.student_init == "base"  # DistilBERT's start: the pretrained blocks

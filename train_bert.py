@@ -226,7 +226,9 @@ def main(argv=None):
     configs = parse_args(PRESETS, {"model": config_cls, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
                          argv, default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg, toy_cfg = configs["model"], configs["train"], configs["data"], configs["toy"]
-    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite,  # before any slow preparation
+                  {f"--data {data_cfg.data}": data_cfg.data, f"--init_from {data_cfg.init_from}": data_cfg.init_from},
+                  "train_bert.py")
     saved, tokenizer = None, None
     if train_cfg.resume:
         saved, model_cfg, train_cfg, data_cfg, toy_cfg, tokenizer = resumed_configs(configs, requested)

@@ -77,7 +77,8 @@ def main(argv=None):
     configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
                          argv, default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg, toy_cfg = configs["model"], configs["train"], configs["data"], configs["toy"]
-    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite)  # before any slow preparation
+    check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite,  # before any slow preparation
+                  {f"--data {data_cfg.data}": data_cfg.data}, "train_gpt.py")
     saved = resume.saved_run_config(train_cfg.out_dir, "GPT") if train_cfg.resume else None
     if saved is not None:  # the model and the ids the run was built with (minilm/training/resume.py)
         model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)

@@ -7,8 +7,10 @@
 
 A fresh run refuses an out_dir that already holds a run: re-running a command must not replace the
 best/ that other work depends on. `--resume` continues it; `--overwrite` starts afresh and says what
-it removed. The lock is an flock, which the kernel releases when the process ends however it ends, so
-a crashed run never leaves a stale lock behind.
+it removed. The check is common/output_guard.py's, the one every writing command makes (kind RUN): it
+also refuses an out_dir that is, holds or lies inside an input of the run (its --data, --init_from,
+--base), and a folder of other files. The lock is an flock, which the kernel releases when the process
+ends however it ends, so a crashed run never leaves a stale lock behind.
 """
 
 import fcntl
@@ -17,13 +19,9 @@ import shutil
 from pathlib import Path
 
 from common.errors import ConfigError
+from common.output_guard import RUN, RUN_LOCK, guard_output, run_files
 
-RUN_FILES = ("ckpt", "ckpt.old", "best", "best.old", "metrics.jsonl")
-LOCK_NAME = "run.lock"
-
-
-def existing_run_files(out_dir: Path) -> list[str]:
-    return [name for name in RUN_FILES if (out_dir / name).exists()]
+LOCK_NAME = RUN_LOCK  # named in common/output_guard.py with the files of a run (RUN_FILES)
 
 
 def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> tuple["RunLock", list[str]]:
@@ -39,21 +37,13 @@ def claim_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> tuple["RunLoc
         raise
 
 
-def check_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> list[str]:
-    """Refuse a fresh run in an out_dir that holds one, unless overwrite. Returns what overwrite would remove.
-    Reads only: scripts call it before preparing data, to fail at once."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"--out_dir {out_dir} is a file, not a folder; pass a folder for the run's "
-                          "checkpoints and metrics")
-    found = existing_run_files(out_dir)
-    if resume or not found:
-        return []
-    if not overwrite:
-        raise ConfigError(
-            f"--out_dir {out_dir} already holds a run ({', '.join(found)}); continue it with --resume, "
-            f"or start afresh with --overwrite (which removes them), or choose another --out_dir")
-    return found
+def check_out_dir(out_dir: Path, resume: bool, overwrite: bool, inputs: dict | None = None,
+                  command: str = "a training run") -> list[str]:
+    """Refuse an out_dir this run may not write (common/output_guard.py): inputs are the run's, {"--data
+    my.txt": path}. Returns what overwrite would remove. Reads only: scripts call it before preparing data,
+    with their inputs, to fail at once; the Trainer calls it again when it claims the out_dir."""
+    guard_output(out_dir, "--out_dir", command, inputs=inputs, overwrite=overwrite, resume=resume, kind=RUN)
+    return [] if resume else run_files(out_dir)
 
 
 def prepare_out_dir(out_dir: Path, resume: bool, overwrite: bool) -> list[str]:
