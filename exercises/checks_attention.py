@@ -3,7 +3,8 @@
 import torch
 import torch.nn as nn
 
-from minilm.model import Block, MultiHeadAttention, TransformerConfig
+from minilm.model import MultiHeadAttention, TransformerConfig
+from minilm.model.blocks import transformer_block
 from minilm.model.attention import build_allowed_mask
 
 from .checking import Exercise, Failed, close, first_index, generator, matches_one_of, max_diff, require_shape
@@ -204,7 +205,8 @@ class Counted:
 
 def block_and_parts(pre_ln: bool):
     torch.manual_seed(0)
-    block = Block(TransformerConfig(n_embd=16, n_head=2, dropout=0.0, attn_dropout=0.0), causal=True, pre_ln=pre_ln)
+    block = transformer_block(TransformerConfig(n_embd=16, n_head=2, dropout=0.0, attn_dropout=0.0), causal=True,
+                              pre_ln=pre_ln)
     for ln in (block.ln_attn, block.ln_mlp):  # not the identity, so that a swapped LayerNorm shows
         nn.init.normal_(ln.weight, 1.0, 0.5)
         nn.init.normal_(ln.bias, 0.0, 0.5)

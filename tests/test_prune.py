@@ -1,4 +1,4 @@
-"""Pruning (minilm/compress/): heads_per_layer in the config, head importance from gate gradients, physical
+"""Pruning (minilm/compress/): heads_per_layer in the checkpoint's record, head importance from gate gradients, physical
 head removal (equal to the unpruned model with those heads switched off), a pruned model that saves, loads
 and resumes, and magnitude pruning of the MLP with torch.nn.utils.prune."""
 
@@ -10,7 +10,8 @@ import torch
 from common.errors import ConfigError, run_command
 from compress_fixtures import finetuned_classifier
 from minilm import GPT, Bert, BertConfig, GPTConfig
-from minilm.compress import gated_heads, head_importance, least_important, mlp_sparsity, prune_heads, prune_mlp
+from minilm.compress import (build_model, gated_heads, head_importance, least_important, mlp_sparsity, model_record,
+                             prune_heads, prune_mlp)
 from minilm.compress.commands import main as compress
 from minilm.finetune.checkpoints import load_finetuned
 from minilm.training import resume
@@ -65,21 +66,27 @@ def test_a_pruned_gpt_generates_with_the_kv_cache_as_without():
                                                                                   use_cache=False))
 
 
-def test_pruned_matrices_are_smaller_and_the_config_records_the_heads_kept():
+def test_pruned_matrices_are_smaller_and_the_record_holds_the_heads_kept():
     model = tiny("bert")
     prune_heads(model, {0: [0, 2]})
     attn = model.blocks[0].attn
     assert attn.q_proj.weight.shape == (16, 32) and attn.out_proj.weight.shape == (32, 16)
-    assert model.config.heads_per_layer == [2, 4, 4]
-    rebuilt = Bert(BertConfig.from_dict(model.config.to_dict()))
+    assert model_record(model)["heads_per_layer"] == [2, 4, 4]
+    rebuilt = build_model(Bert, BertConfig, model_record(model))
     assert rebuilt.blocks[0].attn.v_proj.weight.shape == (16, 32)
+
+
+def test_an_unpruned_models_record_is_its_config():
+    model = tiny("gpt")
+    assert model_record(model) == model.config.to_dict()
 
 
 @pytest.mark.parametrize("counts, message", [([4, 4], "one head count per layer"), ([4, 5, 4], "between 0 and n_head"),
                                              ([4, -1, 4], "between 0 and n_head"), ([4, "4", 4], "between 0 and")])
 def test_heads_per_layer_is_validated_with_a_clear_error(counts, message):
+    record = {**tiny("gpt").config.to_dict(), "heads_per_layer": counts}
     with pytest.raises(ValueError, match=message):
-        GPTConfig(vocab_size=VOCAB, block_size=16, n_layer=3, n_head=4, n_embd=32, heads_per_layer=counts)
+        build_model(GPT, GPTConfig, record)
 
 
 @pytest.mark.parametrize("plan, message", [({0: [0, 1, 2, 3, 0]}, "only 4"), ({0: [4]}, "no head 4"),
@@ -148,7 +155,7 @@ def train_pruned(out_dir, model, task, **overrides):
     cfg = TrainConfig(out_dir=str(out_dir), max_iters=6, batch_size=4, lr=1e-2, warmup_iters=1, eval_interval=2,
                       eval_iters=1, log_interval=1, device="cpu", progress=False, seed=0, **overrides)
     seed_everything(0)
-    trainer = Trainer(model.train(), task, cfg, {"model_class": "GPT", "model": model.config.to_dict()})
+    trainer = Trainer(model.train(), task, cfg, {"model_class": "GPT", "model": model_record(model)})
     trainer.run()
     return trainer
 
@@ -164,7 +171,7 @@ def test_a_pruned_gpt_trains_saves_and_resumes_from_its_own_config(tmp_path):
     saved = resume.saved_run_config(tmp_path / "resumed", "GPT")  # what train_gpt.py --resume rebuilds from
     assert saved["model"]["heads_per_layer"] == [2, 0, 3]
     second = WindowTask()
-    train_pruned(tmp_path / "resumed", GPT(GPTConfig.from_dict(saved["model"])), second, resume=True)
+    train_pruned(tmp_path / "resumed", build_model(GPT, GPTConfig, saved["model"]), second, resume=True)
     assert first.losses + second.losses == straight.losses
 
 

@@ -7,6 +7,7 @@ import torch
 from minilm.model import Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig
 from minilm.model.electra import sample_replacements
 from minilm.model.losses import IGNORE_INDEX
+from minilm.compress import build_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -105,8 +106,9 @@ def test_an_albert_embedding_size_above_the_hidden_size_is_refused():
 
 
 def test_pruning_heads_of_a_shared_layer_model_is_refused():
+    record = {**albert_config().to_dict(), "heads_per_layer": [2, 1, 2]}
     with pytest.raises(ValueError, match="share_layers uses one block"):
-        albert_config(heads_per_layer=[2, 1, 2])
+        build_model(Bert, BertConfig, record)
 
 
 # ELECTRA

@@ -5,6 +5,7 @@
     int8_modules.py   Int8Linear (weight-only or int8 compute) and Int8Embedding
     quantize.py       a whole model to int8, and the empty int8 shell a quantized checkpoint loads into
     heads.py          head importance from gate gradients (Michel et al. 2019); physical head removal
+    pruned.py         a pruned model's shape in config.json, rebuilt by the loaders before the weights
     mlp.py            magnitude pruning of the MLP weights with torch.nn.utils.prune
     commands.py       python -m minilm.compress quantize | prune
 
@@ -16,8 +17,9 @@ from .heads import gated_heads, head_importance, least_important, prune_heads, t
 from .int8 import compile_kernels
 from .int8_modules import Int8Embedding, Int8Linear
 from .mlp import mlp_sparsity, prune_mlp
+from .pruned import build_model, model_record
 from .quantize import QuantizationRecord, int8_shell, is_quantized, quantize_model, set_compute
 
 __all__ = ["Int8Linear", "Int8Embedding", "compile_kernels", "QuantizationRecord", "quantize_model", "int8_shell", "is_quantized",
            "set_compute", "head_importance", "least_important", "prune_heads", "gated_heads", "transformer_of",
-           "prune_mlp", "mlp_sparsity"]
+           "prune_mlp", "mlp_sparsity", "build_model", "model_record"]

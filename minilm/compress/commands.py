@@ -37,6 +37,7 @@ from minilm.training.cli import parse_args
 from tokenizer import load_tokenizer
 
 from .heads import head_importance, least_important, prune_heads, transformer_of
+from .pruned import model_record
 from .int8_modules import COMPUTES
 from .mlp import mlp_sparsity, prune_mlp
 from .quantize import is_quantized, quantize_model
@@ -121,7 +122,7 @@ def write_checkpoint(opened: Opened, out: str, overwrite: bool) -> Path:
         raise ConfigError(f"OUT {out} is CKPT itself; write the smaller model to another folder")
     if (out_dir / CONFIG).exists() and not overwrite:
         raise ConfigError(f"OUT {out} already holds a checkpoint; choose another folder, or pass --overwrite")
-    model_config = transformer_of(opened.model).config.to_dict()  # a pruned model's heads_per_layer
+    model_config = model_record(opened.model)  # with a pruned model's heads_per_layer
     config = dict(opened.config)
     if "backbone" in config:  # finetune.py's record of the backbone
         config["backbone"] = {**config["backbone"], "model": model_config}

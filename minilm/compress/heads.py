@@ -104,8 +104,8 @@ def least_important(importance: list[torch.Tensor], share: float) -> dict[int, l
 
 def prune_heads(model: nn.Module, plan: dict[int, list[int]]) -> list[int]:
     """Remove plan's heads ({layer: [head, ...]}, numbered within the layer as it is now) for good, in place:
-    smaller q, k, v (their rows) and out_proj (its columns). The config's heads_per_layer records what each
-    layer keeps, so the model saves and loads like any other. Returns the new heads_per_layer."""
+    smaller q, k, v (their rows) and out_proj (its columns). Checkpoints record what each layer keeps
+    (pruned.py), so the model saves and loads like any other. Returns the heads each layer now has."""
     transformer = transformer_of(model)
     check_plan(transformer, plan)
     for layer, heads in plan.items():
@@ -116,8 +116,7 @@ def prune_heads(model: nn.Module, plan: dict[int, list[int]]) -> list[int]:
         attn.q_proj, attn.k_proj, attn.v_proj = (_keep_outputs(p, rows) for p in (attn.q_proj, attn.k_proj, attn.v_proj))
         attn.out_proj = _keep_inputs(attn.out_proj, rows)
         attn.n_head = len(kept)
-    transformer.config.heads_per_layer = [block.attn.n_head for block in transformer.blocks]
-    return transformer.config.heads_per_layer
+    return [block.attn.n_head for block in transformer.blocks]
 
 
 def check_plan(transformer: TransformerModel, plan: dict[int, list[int]]) -> None:

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from common.errors import CheckpointError, ConfigError, MissingFileError
+from common.errors import CheckpointError, MissingFileError
 from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 
+from ..compress.pruned import build_model, model_record
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
 from ..hf import from_pretrained, read_config
 from ..model import GPT, Bert, BertConfig, GPTConfig
@@ -149,12 +150,12 @@ def _weights_sha256(folder: Path) -> str:
 
 def backbone_record(backbone) -> dict:
     """What config.json says about the backbone, enough to rebuild it without the base."""
-    return {"model_class": type(backbone).__name__, "model": backbone.config.to_dict()}
+    return {"model_class": type(backbone).__name__, "model": model_record(backbone)}  # with a pruned model's heads
 
 
 def build_backbone(record: dict):
     model_cls, config_cls = BACKBONES[record["model_class"]]
-    return model_cls(config_cls.from_dict(record["model"]))
+    return build_model(model_cls, config_cls, record["model"])
 
 
 # ------------------------------------------------------------------------------- trained tensors only
@@ -267,11 +268,3 @@ def _find_base(pointer: dict, resolve_alias, gpt2_tokenizer) -> Base:
                               "fine-tune again with --merge, which saves every tensor")
     return load_base(folder, alias, pointer["sha256"], gpt2_tokenizer)
 
-
-def refuse_out_dir_around(out_dir: Path, base: Path, spec: str) -> None:
-    """A fine-tune writes best/ and ckpt/ into out_dir: an out_dir that is, holds or lies inside the base
-    would overwrite the very model it fine-tunes."""
-    out_dir, base = out_dir.resolve(), base.resolve()
-    if out_dir == base or base.is_relative_to(out_dir) or out_dir.is_relative_to(base):
-        raise ConfigError(f"--out_dir {out_dir} would overwrite the base model it fine-tunes (--base {spec}, "
-                          f"{base}); choose an --out_dir outside the base, e.g. out/finetune-{base.parent.name}")

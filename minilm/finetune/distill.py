@@ -194,9 +194,7 @@ def student_backbone(backbone: nn.Module, layers: list[int]) -> nn.Module:
     block j starts as a copy of teacher block layers[j]. Embeddings (and BERT's pooler) are copied too."""
     student = copy.deepcopy(backbone)
     student.blocks = nn.ModuleList(student.blocks[i] for i in layers)
-    heads = student.config.heads_per_layer  # a pruned teacher: each kept block keeps its head count
-    student.config = dataclasses.replace(student.config, n_layer=len(layers),
-                                         heads_per_layer=[heads[i] for i in layers] if heads else None)
+    student.config = dataclasses.replace(student.config, n_layer=len(layers))  # a pruned block keeps its heads
     return student.train().requires_grad_(True)
 
 

@@ -4,12 +4,13 @@ Reading order: config.py -> attention.py -> blocks.py -> transformer.py -> gpt.p
 losses.py -> sampling.py; then electra.py, BERT's successor with two models in one.
 """
 
-from .attention import KVCache, MultiHeadAttention
+from .attention import KVCache, LayerCache, MultiHeadAttention
 from .bert import Bert, BertForMaskedLM, BertForPreTraining
-from .blocks import MLP, Block
+from .blocks import MLP, Block, transformer_block
 from .config import BertConfig, ElectraConfig, GPTConfig, TransformerConfig
 from .electra import Electra, ElectraDiscriminator
 from .gpt import GPT
 
 __all__ = ["GPT", "GPTConfig", "Bert", "BertConfig", "BertForMaskedLM", "BertForPreTraining", "Electra",
-           "ElectraConfig", "ElectraDiscriminator", "TransformerConfig", "Block", "MLP", "MultiHeadAttention", "KVCache"]
+           "ElectraConfig", "ElectraDiscriminator", "TransformerConfig", "Block", "transformer_block", "MLP", "MultiHeadAttention",
+           "KVCache", "LayerCache"]

@@ -17,37 +17,45 @@ import torch.nn.functional as F
 from .config import TransformerConfig
 
 
+class LayerCache:
+    """The keys and values one attention layer has seen so far."""
+
+    def __init__(self):
+        self.keys: torch.Tensor | None = None  # (B, n_head, T_past, head_dim)
+        self.values: torch.Tensor | None = None
+        self.n_tokens = 0  # how many tokens update has appended: the positions used so far
+
+    def update(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Append this step's k, v (B, n_head, T, head_dim) and return all keys and values so far."""
+        self.n_tokens += k.size(2)
+        if self.keys is not None:
+            k = torch.cat([self.keys, k], dim=2)
+            v = torch.cat([self.values, v], dim=2)
+        self.keys, self.values = k, v
+        return k, v
+
+
 class KVCache:
-    """Keys and values of the tokens seen so far, one entry per layer, for incremental decoding.
+    """Keys and values of the tokens seen so far, one LayerCache per layer, for incremental decoding.
 
     Without a cache, generating token t+1 recomputes k and v for all t previous tokens; with it,
     each step computes k, v for the new token only and attends over the stored ones.
     """
 
     def __init__(self, n_layer: int):
-        self.keys: list[torch.Tensor | None] = [None] * n_layer  # each (B, n_head, T_past, head_dim)
-        self.values: list[torch.Tensor | None] = [None] * n_layer
-        # Leading entries that are learned vectors, not tokens (prefix-tuning, minilm/peft/prefix.py):
-        # they are attended to but take no position index.
-        self.n_prefix = 0
+        self.layers = [LayerCache() for _ in range(n_layer)]
 
     @property
     def seq_len(self) -> int:
-        """How many keys are stored (prefix included): the length the padding mask must cover."""
-        return 0 if self.keys[0] is None else self.keys[0].size(2)
+        """How many keys are stored: the length the padding mask must cover."""
+        keys = self.layers[0].keys
+        return 0 if keys is None else keys.size(2)
 
     @property
     def next_position(self) -> int:
-        """The position index of the next token: the stored tokens, not counting a prefix."""
-        return self.seq_len - self.n_prefix
-
-    def update(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Append this step's k, v (B, n_head, T, head_dim) and return all keys and values so far."""
-        if self.keys[layer] is not None:
-            k = torch.cat([self.keys[layer], k], dim=2)
-            v = torch.cat([self.values[layer], v], dim=2)
-        self.keys[layer], self.values[layer] = k, v
-        return k, v
+        """The position index of the next token: the tokens seen so far. (Keys placed in the cache
+        directly, like prefix-tuning's learned ones, are attended to but take no position.)"""
+        return self.layers[0].n_tokens
 
 
 def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: torch.Tensor | None,
@@ -73,25 +81,48 @@ def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: t
 
 
 class MultiHeadAttention(nn.Module):
-    def __init__(self, config: TransformerConfig, causal: bool, layer: int = 0):
+    def __init__(self, config: TransformerConfig, causal: bool):
         super().__init__()
         C, bias = config.n_embd, config.bias
-        self.n_head, self.head_dim = config.heads_in_layer(layer), config.head_dim  # fewer heads where pruned
-        width = self.n_head * self.head_dim  # the heads side by side: C, unless heads were pruned
+        self.n_head, self.head_dim = config.n_head, config.head_dim
         self.causal = causal
         self.attn_impl = config.attn_impl  # "manual": the lines below; "sdpa": torch's fused kernel
-        self.q_proj = nn.Linear(C, width, bias=bias)
-        self.k_proj = nn.Linear(C, width, bias=bias)
-        self.v_proj = nn.Linear(C, width, bias=bias)
-        self.out_proj = nn.Linear(width, C, bias=bias)
+        self.q_proj = nn.Linear(C, C, bias=bias)
+        self.k_proj = nn.Linear(C, C, bias=bias)
+        self.v_proj = nn.Linear(C, C, bias=bias)
+        self.out_proj = nn.Linear(C, C, bias=bias)
         self.attn_dropout = nn.Dropout(config.attn_dropout)  # on the attention probabilities
         self.resid_dropout = nn.Dropout(config.dropout)  # on the output, before the residual sum
 
-    def forward(self, x, attention_mask=None, kv_cache: KVCache | None = None, layer: int = 0):
-        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask; kv_cache: see KVCache."""
-        B, T, C = x.shape
-        q, k, v = self._project(x, kv_cache, layer)  # q (B, n_head, T, head_dim); k, v (B, n_head, T_k, head_dim)
-        allowed = build_allowed_mask(T, k.size(2), self.causal, attention_mask, x.device)
+    def forward(self, x, attention_mask=None, kv_cache: LayerCache | None = None):
+        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask; kv_cache: this layer's."""
+        q, k, v = self._project(x, kv_cache)  # q (B, n_head, T, head_dim); k, v (B, n_head, T_k, head_dim)
+        return self._attend(q, k, v, attention_mask)
+
+    @torch.no_grad()
+    def attention_probs(self, x, attention_mask=None):
+        """The attention probabilities forward computes on x, for looking at: (B, n_head, T, T).
+        Always the written-out path, whichever attn_impl the model runs."""
+        q, k, _ = self._project(x, None)
+        allowed = build_allowed_mask(x.size(1), k.size(2), self.causal, attention_mask, x.device)
+        return self._attention_probs(q, k, allowed)
+
+    def _project(self, x, kv_cache):
+        q = self._split_heads(self.q_proj(x))  # (B, n_head, T, head_dim)
+        k = self._split_heads(self.k_proj(x))
+        v = self._split_heads(self.v_proj(x))
+        if kv_cache is not None:
+            k, v = kv_cache.update(k, v)  # (B, n_head, T_past + T, head_dim)
+        return q, k, v
+
+    def _split_heads(self, t):
+        B, T, width = t.shape  # width = n_heads * head_dim
+        return t.view(B, T, width // self.head_dim, self.head_dim).transpose(1, 2)  # (B, n_heads, T, head_dim)
+
+    def _attend(self, q, k, v, attention_mask):
+        """Every query against the keys it may see, then out_proj: q (B, n_head, T, head_dim) -> (B, T, C)."""
+        B, _, T, _ = q.shape
+        allowed = build_allowed_mask(T, k.size(2), self.causal, attention_mask, q.device)
 
         if self.attn_impl == "sdpa":
             y = self._fused_attention(q, k, v, allowed, attention_mask)
@@ -100,26 +131,6 @@ class MultiHeadAttention(nn.Module):
 
         y = y.transpose(1, 2).reshape(B, T, self.n_head * self.head_dim)  # heads side by side again: (B, T, C)
         return self.resid_dropout(self.out_proj(y))
-
-    @torch.no_grad()
-    def attention_probs(self, x, attention_mask=None):
-        """The attention probabilities forward computes on x, for looking at: (B, n_head, T, T).
-        Always the written-out path, whichever attn_impl the model runs."""
-        q, k, _ = self._project(x, None, 0)
-        allowed = build_allowed_mask(x.size(1), k.size(2), self.causal, attention_mask, x.device)
-        return self._attention_probs(q, k, allowed)
-
-    def _project(self, x, kv_cache, layer):
-        q = self._split_heads(self.q_proj(x))  # (B, n_head, T, head_dim)
-        k = self._split_heads(self.k_proj(x))
-        v = self._split_heads(self.v_proj(x))
-        if kv_cache is not None:
-            k, v = kv_cache.update(layer, k, v)  # (B, n_head, T_past + T, head_dim)
-        return q, k, v
-
-    def _split_heads(self, t):
-        B, T, C = t.shape
-        return t.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, n_head, T, head_dim)
 
     def _manual_attention(self, q, k, v, allowed):
         attn_probs = self._attention_probs(q, k, allowed)  # (B, n_head, T, T_k)

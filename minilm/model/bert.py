@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from .attention import KVCache
-from .blocks import Block, init_weights
+from .blocks import init_weights, transformer_block
 from .config import BertConfig
 from .losses import IGNORE_INDEX, mlm_loss, nsp_loss
 from .transformer import TransformerModel
@@ -59,10 +59,10 @@ class Bert(TransformerModel):
         self.embed_project = nn.Linear(config.embedding_size, config.n_embd, bias=config.bias) \
             if config.embedding_size is not None else None
         if config.share_layers:  # ALBERT: the same Block object at every depth, so one block's parameters
-            self.blocks = nn.ModuleList([Block(config, causal=False, pre_ln=False)] * config.n_layer)
+            self.blocks = nn.ModuleList([transformer_block(config, causal=False, pre_ln=False)] * config.n_layer)
         else:
-            self.blocks = nn.ModuleList(Block(config, causal=False, pre_ln=False, layer=i)
-                                        for i in range(config.n_layer))
+            self.blocks = nn.ModuleList(transformer_block(config, causal=False, pre_ln=False)
+                                        for _ in range(config.n_layer))
         # Reads the [CLS] position; DistilBERT (pooler=False) has none.
         self.pooler = nn.Linear(config.n_embd, config.n_embd, bias=config.bias) if config.pooler else None
         self.apply(lambda module: init_weights(module, config.init_std))
@@ -73,8 +73,8 @@ class Bert(TransformerModel):
         values attended to before the tokens (e.g. a prefix-tuning prefix), updated in place.
         Returns hidden states (B, T, C) and the pooled [CLS] vector (B, C), None without a pooler."""
         x = self.embed(input_ids, token_type_ids, kv_cache)  # (B, T, C)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, attention_mask, kv_cache, layer)
+        for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
+            x = block(x, attention_mask, layer_cache)
         pooled = torch.tanh(self.pooler(x[:, 0])) if self.pooler is not None else None  # (B, C)
         return x, pooled
 

@@ -29,27 +29,38 @@ class MLP(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, config: TransformerConfig, causal: bool, pre_ln: bool, layer: int = 0):
+    """One layer: attention and an MLP, each with its norm and residual connection. The parts come
+    from the model (GPT-2 and BERT: MultiHeadAttention, MLP, LayerNorm; Llama swaps in its own)."""
+
+    def __init__(self, attn: nn.Module, mlp: nn.Module, ln_attn: nn.Module, ln_mlp: nn.Module, pre_ln: bool):
         super().__init__()
         self.pre_ln = pre_ln
-        self.attn = MultiHeadAttention(config, causal, layer)  # layer: which entry of heads_per_layer is ours
-        self.ln_attn = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
-        self.mlp = MLP(config)
-        self.ln_mlp = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+        self.attn = attn
+        self.ln_attn = ln_attn
+        self.mlp = mlp
+        self.ln_mlp = ln_mlp
 
-    def forward(self, x, attention_mask=None, kv_cache=None, layer: int = 0):
-        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask."""
+    def forward(self, x, attention_mask=None, kv_cache=None, **attention_inputs):
+        """x: (B, T, C) -> (B, T, C). attention_mask: (B, T_past + T) padding mask; kv_cache: this layer's.
+        attention_inputs: anything else the attention takes (Llama's rotary angles)."""
         if self.pre_ln:
-            x = x + self.attn(self.ln_attn(x), attention_mask, kv_cache, layer)
+            x = x + self.attn(self.ln_attn(x), attention_mask, kv_cache, **attention_inputs)
             x = x + self.mlp(self.ln_mlp(x))
         else:
-            x = self.ln_attn(x + self.attn(x, attention_mask, kv_cache, layer))
+            x = self.ln_attn(x + self.attn(x, attention_mask, kv_cache, **attention_inputs))
             x = self.ln_mlp(x + self.mlp(x))
         return x
 
-    def attention_probs(self, x, attention_mask=None):
+    def attention_probs(self, x, attention_mask=None, **attention_inputs):
         """What this block's attention computes on x: (B, n_head, T, T), for looking at."""
-        return self.attn.attention_probs(self.ln_attn(x) if self.pre_ln else x, attention_mask)
+        return self.attn.attention_probs(self.ln_attn(x) if self.pre_ln else x, attention_mask, **attention_inputs)
+
+
+def transformer_block(config: TransformerConfig, causal: bool, pre_ln: bool) -> Block:
+    """GPT-2's block (causal, pre-LN) or BERT's (bidirectional, post-LN): the same parts, arranged two ways."""
+    def layer_norm():
+        return nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
+    return Block(MultiHeadAttention(config, causal), MLP(config), layer_norm(), layer_norm(), pre_ln)
 
 
 def init_weights(module: nn.Module, std: float) -> None:

@@ -28,9 +28,6 @@ class TransformerConfig:
     attn_impl: str = "manual"  # "manual": written out, what a reader steps through; "sdpa": fused kernel
     init_std: float = 0.02
     bias: bool = True  # False: no bias in any Linear or LayerNorm (nanoGPT's default; GPT-2 and BERT have them)
-    # Heads kept in each layer after pruning (minilm/compress/heads.py); None: n_head in every layer.
-    # Each head keeps its head_dim = n_embd / n_head, so a layer with h heads has q, k, v of width h * head_dim.
-    heads_per_layer: list[int] | None = None
 
     PRESETS: ClassVar[dict[str, dict]] = {}
 
@@ -54,23 +51,6 @@ class TransformerConfig:
             raise ValueError(f"init_std must be positive, got {self.init_std}")
         _require_choice(self, "attn_impl", ATTN_IMPLS)
         _require_choice(self, "gelu_approximate", GELU_APPROXIMATIONS)
-        if self.heads_per_layer is not None:
-            self._check_heads_per_layer()
-
-    def _check_heads_per_layer(self) -> None:
-        counts = self.heads_per_layer
-        if not isinstance(counts, (list, tuple)) or len(counts) != self.n_layer:
-            raise ValueError(f"heads_per_layer must list one head count per layer ({self.n_layer} numbers), "
-                             f"got {counts!r}")
-        for layer, count in enumerate(counts):
-            if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= self.n_head:
-                raise ValueError(f"heads_per_layer[{layer}] is {count!r}: a layer keeps between 0 and n_head "
-                                 f"({self.n_head}) of its heads")
-        self.heads_per_layer = list(counts)  # a tuple from code, a list from config.json: the same config
-
-    def heads_in_layer(self, layer: int) -> int:
-        """How many attention heads layer `layer` has: n_head, unless the model was pruned."""
-        return self.n_head if self.heads_per_layer is None else self.heads_per_layer[layer]
 
     @property
     def head_dim(self) -> int:
@@ -161,9 +141,6 @@ class BertConfig(TransformerConfig):
             raise ValueError(f"embedding_size ({self.embedding_size}) is above n_embd ({self.n_embd}): ALBERT factorises "
                              "the V x H embedding into V x E + E x H to save parameters, which needs E <= H; "
                              f"try embedding_size={max(1, self.n_embd // 2)}")
-        if self.share_layers and self.heads_per_layer is not None:
-            raise ValueError("heads_per_layer prunes each layer's heads separately, but share_layers uses one block "
-                             "at every layer: prune an unshared model")
         if self.max_length < 1:
             raise ValueError(f"block_size {self.block_size} leaves no position for a token: with "
                              f"positions_after_padding the first position id is pad_token_id + 1 = {self.pad_token_id + 1}")
@@ -214,7 +191,7 @@ class ElectraConfig(BertConfig):
             return BertConfig(**{f.name: getattr(self, f.name) for f in fields(BertConfig)} | {"pooler": False})
         shared = {f.name: getattr(self, f.name) for f in fields(BertConfig)
                   if f.name not in ("n_embd", "n_head", "n_inner", "n_layer", "embedding_size", "pooler",
-                                    "share_layers", "heads_per_layer")}
+                                    "share_layers")}
         E, width = self.word_size, self.generator_n_embd
         return BertConfig(**shared, n_embd=width, n_head=self.generator_n_head, n_inner=self.generator_n_inner,
                           n_layer=self.generator_n_layer or self.n_layer, pooler=False,

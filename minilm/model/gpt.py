@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from .attention import KVCache
-from .blocks import Block, init_weights
+from .blocks import init_weights, transformer_block
 from .config import GPTConfig
 from .losses import next_token_loss
 from .sampling import sample_next_token
@@ -21,7 +21,7 @@ class GPT(TransformerModel):
         self.wte = nn.Embedding(config.vocab_size, config.n_embd)  # token embedding
         self.wpe = nn.Embedding(config.block_size, config.n_embd)  # learned position embedding
         self.drop = nn.Dropout(config.dropout)
-        self.blocks = nn.ModuleList(Block(config, causal=True, pre_ln=True, layer=i) for i in range(config.n_layer))
+        self.blocks = nn.ModuleList(transformer_block(config, causal=True, pre_ln=True) for _ in range(config.n_layer))
         self.ln_f = nn.LayerNorm(config.n_embd, eps=config.layer_norm_eps, bias=config.bias)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
         self.lm_head.weight = self.wte.weight  # tied: one matrix reads tokens in and writes them out
@@ -42,8 +42,8 @@ class GPT(TransformerModel):
         first real token). kv_cache: keys and values of earlier positions, updated in place.
         """
         x = self.embed(input_ids, position_ids, kv_cache)  # (B, T, C)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, attention_mask, kv_cache, layer)
+        for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
+            x = block(x, attention_mask, layer_cache)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = next_token_loss(logits, targets) if targets is not None else None
         return logits, loss

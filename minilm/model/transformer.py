@@ -30,5 +30,9 @@ class TransformerModel(nn.Module):
             x = block(x, attention_mask)
         return maps
 
+    def layer_caches(self, kv_cache) -> list:
+        """Each block's part of kv_cache (a KVCache), or None for every block when there is no cache."""
+        return kv_cache.layers if kv_cache is not None else [None] * len(self.blocks)
+
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())  # a tied matrix is counted once

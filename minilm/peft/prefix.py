@@ -13,9 +13,9 @@ new; the backbone (GPT or Bert) gets
     no cache, or an empty one, is passed) and prepends P ones to attention_mask, so the prefix is
     never masked and padding stays masked exactly as before.
 
-Positions: the prefix takes none. The cache records it in `n_prefix`, and the models read
-`kv_cache.next_position` (stored tokens minus the prefix), so the first real token has position 0
-as in the base model. attention_mask given to the model covers the real tokens only.
+Positions: the prefix takes none. It is written into the cache's layers directly, not through
+`update`, so `kv_cache.next_position` (the tokens the model has read) stays 0 and the first real
+token has position 0 as in the base model. attention_mask given to the model covers the real tokens only.
 With the causal mask (GPT) every token sees the whole prefix: the mask is offset by the cache length.
 """
 
@@ -79,8 +79,9 @@ def prepend_prefix(backbone: GPT | Bert, args: tuple, kwargs: dict) -> tuple[tup
     if cache.seq_len == 0:  # a new cache (also GPT.generate's): the prefix goes first
         fill_cache(cache, backbone.prefix_encoder(), batch_size)
     mask = call.arguments.get("attention_mask")
-    if mask is not None and cache.n_prefix > 0:
-        prefix_ones = mask.new_ones(mask.size(0), cache.n_prefix)  # (B, P): the prefix is always visible
+    n_prefix = cache.seq_len - cache.next_position  # the stored keys that are not tokens
+    if mask is not None and n_prefix > 0:
+        prefix_ones = mask.new_ones(mask.size(0), n_prefix)  # (B, P): the prefix is always visible
         call.arguments["attention_mask"] = torch.cat([prefix_ones, mask], dim=1)  # (B, P + T)
     call.arguments["kv_cache"] = cache
     return call.args, call.kwargs
@@ -88,11 +89,10 @@ def prepend_prefix(backbone: GPT | Bert, args: tuple, kwargs: dict) -> tuple[tup
 
 def fill_cache(cache: KVCache, prefix_kv: torch.Tensor, batch_size: int) -> None:
     """prefix_kv (n_layer, 2, n_head, P, head_dim) -> each layer's cache (B, n_head, P, head_dim)."""
-    for layer in range(prefix_kv.size(0)):
-        keys, values = prefix_kv[layer, 0], prefix_kv[layer, 1]  # (n_head, P, head_dim)
-        cache.keys[layer] = keys[None].expand(batch_size, -1, -1, -1)  # the same prefix for every sequence
-        cache.values[layer] = values[None].expand(batch_size, -1, -1, -1)
-    cache.n_prefix = prefix_kv.size(3)
+    for layer_cache, layer_kv in zip(cache.layers, prefix_kv, strict=True):
+        keys, values = layer_kv[0], layer_kv[1]  # (n_head, P, head_dim)
+        layer_cache.keys = keys[None].expand(batch_size, -1, -1, -1)  # the same prefix for every sequence
+        layer_cache.values = values[None].expand(batch_size, -1, -1, -1)
 
 
 def precompute_prefix(model: nn.Module) -> None:

@@ -21,6 +21,7 @@ from safetensors.torch import load_file, save_file
 from common.atomic import replace_folder_atomic
 from common.errors import CheckpointError
 
+from ..compress.pruned import build_model
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
 from ..model import GPT, Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, GPTConfig
 
@@ -123,11 +124,10 @@ def saved_model(folder, config: dict, state_dict: dict[str, torch.Tensor]) -> to
     tensors were made, and the float model gets int8 modules to load them into (minilm/compress/)."""
     model_cls, config_cls = MODEL_CLASSES[config["model_class"]]
     try:
-        model_config = config_cls.from_dict(config["model"])
+        model = build_model(model_cls, config_cls, config["model"])  # a pruned model in its pruned shape
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{Path(folder) / CONFIG}: no valid 'model' settings ({err}); the checkpoint is "
                               "corrupt or not one of minilm's") from None
-    model = model_cls(model_config)
     if is_quantized(config):
         int8_shell(model, QuantizationRecord.from_config(config, str(Path(folder) / CONFIG)))
     load_model_weights(model, state_dict)
