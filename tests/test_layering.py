@@ -1,11 +1,12 @@
 """The floor plan holds: every import points down, and no module imports itself back in a circle.
 
-    common/             stdlib only: atomic writes, the error types
+    common/             stdlib only: atomic writes, the error types, the GGUF reader
     tokenizer/          + common
     minilm/model/       the Transformer: torch, numpy, the stdlib, itself
     minilm/compress/    + minilm/model, common (int8 modules and head pruning, which the loaders rebuild)
     minilm/training/    + minilm/model, minilm/compress, common            minilm/hf/   + minilm/model, common
     minilm/peft/        + minilm/model
+    minilm/gguf/        + minilm/model, common (GGUF tensors into minilm's models; common/gguf.py reads the file)
     minilm/finetune/    + minilm/{model,compress,training,hf,peft}, tokenizer, common
     minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
     minilm/serve/       + the same and data/ (HTTP in front of any model folder, encoding as fine-tuning does)
@@ -30,7 +31,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"train_gpt", "train_bert", "finetune", "sample"}
 MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "minilm.viz",
-                "minilm.trace", "minilm.compress", "minilm.serve", "minilm.assistant")
+                "minilm.trace", "minilm.compress", "minilm.serve", "minilm.assistant", "minilm.gguf")
 READ_DATA = {"minilm.serve"}  # rooms that import data/ (which may therefore not import them)
 LOOKING_INSIDE = {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "tokenizer", "common"}
 ALLOWED = {  # layer -> the project layers it may import (besides itself)
@@ -41,6 +42,7 @@ ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "minilm.training": {"minilm.model", "minilm.compress", "common"},
     "minilm.hf": {"minilm.model", "common"},
     "minilm.peft": {"minilm.model"},
+    "minilm.gguf": {"minilm.model", "common"},
     "minilm.finetune": {"minilm.model", "minilm.compress", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer",
                         "common"},
     "minilm.viz": LOOKING_INSIDE,  # pictures and the attention page, of any model folder
