@@ -98,6 +98,52 @@ class GPTConfig(TransformerConfig):
 
 
 @dataclass
+class LlamaConfig(TransformerConfig):
+    """Llama (and SmolLM, Qwen2, Mistral: the same decoder): GPT-2 with four parts swapped (llama.py).
+
+    No position embeddings: rotary angles of base rope_theta turn q and k by position. n_kv_head < n_head
+    shares each key/value head among n_head / n_kv_head query heads (grouped-query attention). RMSNorm
+    uses layer_norm_eps as its epsilon; nothing has a bias. block_size is the context length."""
+
+    n_kv_head: int | None = None  # None: n_kv_head = n_head (no sharing)
+    rope_theta: float = 10000.0  # the base of the rotation frequencies: theta^(-2i / head_dim)
+    tie_word_embeddings: bool = False  # the LM head reuses the token embedding (SmolLM2 does; Llama 2 does not)
+    bias: bool = False
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # GPT's `small` with Llama's parts; n_inner gives the same parameter count as GPT small (docs/llama.md).
+        "small": dict(vocab_size=96, block_size=128, n_layer=4, n_head=4, n_kv_head=2, n_embd=128, n_inner=384,
+                      tie_word_embeddings=True),
+        # The shape of SmolLM2-135M.
+        "smollm2-135m": dict(vocab_size=49152, block_size=8192, n_layer=30, n_head=9, n_kv_head=3, n_embd=576,
+                             n_inner=1536, rope_theta=100000.0, tie_word_embeddings=True),
+    }
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.n_kv_head is not None:
+            _require_positive_int(self, "n_kv_head")
+            if self.n_head % self.n_kv_head != 0:
+                raise ValueError(f"n_head ({self.n_head}) must be a multiple of n_kv_head ({self.n_kv_head}): each "
+                                 f"key/value head serves the same number of query heads. Try n_kv_head="
+                                 f"{_divisors_hint(self.n_head)}.")
+        if not self.rope_theta > 1:  # also refuses nan
+            raise ValueError(f"rope_theta must be a number > 1, got {self.rope_theta}")
+        if self.head_dim % 2:
+            raise ValueError(f"head_dim (n_embd / n_head = {self.head_dim}) must be even: rotary embeddings turn "
+                             "pairs of dimensions")
+
+    @property
+    def kv_heads(self) -> int:
+        return self.n_kv_head if self.n_kv_head is not None else self.n_head
+
+    @property
+    def mlp_width(self) -> int:
+        """SwiGLU has three matrices where GPT-2's MLP has two: 8/3 * C keeps its parameters at 4 * C's."""
+        return self.n_inner if self.n_inner is not None else 8 * self.n_embd // 3
+
+
+@dataclass
 class BertConfig(TransformerConfig):
     """BERT: post-LN blocks, bidirectional attention, exact (erf) GELU, LayerNorm eps 1e-12.
 

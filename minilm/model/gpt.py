@@ -9,8 +9,8 @@ import torch.nn as nn
 from .attention import KVCache
 from .blocks import init_weights, transformer_block
 from .config import GPTConfig
+from .generation import generate_tokens
 from .losses import next_token_loss
-from .sampling import sample_next_token
 from .transformer import TransformerModel
 
 
@@ -59,29 +59,17 @@ class GPT(TransformerModel):
 
     @torch.no_grad()
     def generate(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                 top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None):
-        """Extend input_ids (B, T) by max_new_tokens tokens: (B, T + max_new_tokens). temperature=0 is greedy."""
-        new_ids = self.generate_tokens(input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator)
+                 top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None,
+                 attention_mask=None, eos_token_ids=()):
+        """Extend input_ids (B, T) by up to max_new_tokens tokens: (B, T + new). temperature=0 is greedy.
+        The loop is generation.py's: attention_mask for left-padded prompts, eos_token_ids to stop early."""
+        new_ids = self.generate_tokens(input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
+                                       attention_mask, eos_token_ids)
         return torch.cat([input_ids, *new_ids], dim=1)
 
-    @torch.no_grad()
     def generate_tokens(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
-                        top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None):
-        """Yield each new token (B, 1) as soon as it is sampled, max_new_tokens of them (a server streams them).
-
-        With the KV cache each step feeds only the newest token. When the sequence outgrows the
-        context window, the prompt is cropped to the last block_size tokens and the cache rebuilt.
-        """
-        block_size = self.config.block_size
-        cache = None
-        for _ in range(max_new_tokens):
-            if not use_cache:
-                logits, _ = self(input_ids[:, -block_size:])
-            elif cache is None or cache.next_position == block_size:
-                cache = KVCache(self.config.n_layer)  # (re)fill the cache from the cropped context
-                logits, _ = self(input_ids[:, -block_size:], kv_cache=cache)
-            else:
-                logits, _ = self(input_ids[:, -1:], kv_cache=cache)  # only the newest token
-            next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
-            input_ids = torch.cat([input_ids, next_id], dim=1)
-            yield next_id
+                        top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None,
+                        attention_mask=None, eos_token_ids=()):
+        """Yield each new token (B, 1) as soon as it is chosen (generation.py)."""
+        return generate_tokens(self, input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
+                               attention_mask, tuple(eos_token_ids))
