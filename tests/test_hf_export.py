@@ -252,11 +252,11 @@ def test_the_exported_bert_tokenizer_knows_the_special_tokens(bert):
     assert {token: theirs.convert_tokens_to_ids(token) for token in theirs.all_special_tokens} == ours.special_ids
 
 
-# ---- --force and fine-tuned checkpoints ------------------------------------------------------------
+# ---- --overwrite and fine-tuned checkpoints ----------------------------------------------------------
 
-def test_force_writes_into_a_folder_and_leaves_its_other_files(gpt_char, tmp_path):
+def test_overwrite_writes_into_a_folder_and_leaves_its_other_files(gpt_char, tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    status, printed = run_export(gpt_char[0], tmp_path, "--force")
+    status, printed = run_export(gpt_char[0], tmp_path, "--overwrite")
     assert status == 0 and (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "model.safetensors").exists()
     assert "left as they were (not written by this export): notes.txt" in printed
 
@@ -285,7 +285,9 @@ def refusal_cases(tmp: Path) -> dict[str, list]:
     (tmp / "full").mkdir()
     (tmp / "full" / "notes.txt").write_text("not ours")
     finetuned = tiny_checkpoint(tmp / "finetune-run" / "best", task="lm", base={"path": "out/gpt", "sha256": "0"})
+    quantized = tiny_checkpoint(tmp / "int8", quantization={"method": "int8-symmetric-per-row", "compute": "int8"})
     return {
+        "int8": [quantized, tmp / "e"],
         "missing": [tmp / "no-such-run", tmp / "a"],
         "finetuned": [finetuned, tmp / "b"],
         "no_bias": [tiny_checkpoint(tmp / "no-bias", bias=False), tmp / "c"],
@@ -329,8 +331,13 @@ def test_a_model_without_biases_is_refused(refused):
     assert_refused(refused, "no_bias", "bias=False", "--bias true")
 
 
-def test_an_out_folder_with_files_is_refused_without_force(refused):
-    assert_refused(refused, "not_empty", "exists and is not empty", "--force")
+def test_an_int8_checkpoint_is_refused_naming_the_float32_one(refused):
+    assert_refused(refused, "int8", "quantized to int8", "float32 checkpoint")
+    assert not (refused[0] / "e").exists()
+
+
+def test_an_out_folder_with_files_is_refused_without_overwrite(refused):
+    assert_refused(refused, "not_empty", "holds files that python -m minilm.hf.export did not write", "--overwrite")
     assert [p.name for p in (refused[0] / "full").iterdir()] == ["notes.txt"]
 
 
@@ -340,6 +347,6 @@ def test_an_unknown_model_class_is_refused(refused):
 
 def test_exporting_into_the_checkpoint_itself_is_refused_even_with_force(gpt_char, capsys):
     checkpoint = gpt_char[0]
-    assert run_export(checkpoint, checkpoint, "--force")[0] == 2
-    assert "is the checkpoint itself" in capsys.readouterr().err
+    assert run_export(checkpoint, checkpoint, "--force")[0] == 2  # --overwrite's old name, still understood
+    assert f"OUT {checkpoint} is CKPT" in capsys.readouterr().err
     assert json.loads((checkpoint / "config.json").read_text())["model_class"] == "GPT"  # minilm's, untouched

@@ -14,7 +14,10 @@ What OUT holds (docs/hf_weights.md, "Export what you trained"):
     minilm_tokenizer/                char and sentencepiece, which transformers has no format for: minilm's
                                      own tokenizer files, copied as they are
 
-OUT must be new or empty; --force writes into a folder that holds files, replacing only those named above.
+OUT must be new or empty; --overwrite writes into a folder that holds files, another checkpoint included,
+replacing only the files named above (common/output_guard.py; --force is its old name). OUT may never be
+CKPT, hold it or lie inside it. An int8 checkpoint (python -m minilm.compress quantize) is refused: Hugging
+Face GPT-2 and BERT hold float weights, so export the float32 checkpoint it was made from.
 A command, not a library module: it reads minilm's checkpoints (minilm/training/) and tokenizers, which
 minilm/hf/ itself never imports, so tests/test_layering.py counts it with the other commands.
 """
@@ -25,7 +28,9 @@ import sys
 from pathlib import Path
 
 from common.atomic import write_bytes_atomic, write_text_atomic
-from common.errors import CheckpointError, UserError, run_command
+from common.errors import CheckpointError, run_command
+from common.output_guard import guard_output
+from minilm.compress.quantize import is_quantized
 from minilm.hf import config_to_hf, save_pretrained
 from minilm.model import Electra
 from minilm.training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
@@ -35,6 +40,7 @@ from tokenizer.hf_files import GPT2_END_OF_TEXT, TRANSFORMERS_CLASSES
 EXPORTABLE = ("GPT", "BertForPreTraining", "BertForMaskedLM", "Electra")  # what train_gpt.py and train_bert.py save
 MODEL_FILES = ["config.json", "model.safetensors"]
 TOKENIZER_COPY = "minilm_tokenizer"
+COMMAND = "python -m minilm.hf.export"
 
 
 def main(argv=None) -> None:
@@ -43,14 +49,17 @@ def main(argv=None) -> None:
                                      "(docs/hf_weights.md, 'Export what you trained').")
     parser.add_argument("ckpt", metavar="CKPT", help="a train_gpt.py / train_bert.py checkpoint (OUT_DIR/best or "
                                                      "OUT_DIR/ckpt), or the run's OUT_DIR, meaning its best/")
-    parser.add_argument("out", metavar="OUT", help="the Hugging Face folder to write: new or empty, unless --force")
-    parser.add_argument("--force", action="store_true",
-                        help="write into a folder that holds files (only the files this export writes are replaced)")
+    parser.add_argument("out", metavar="OUT", help="the Hugging Face folder to write: new or empty, unless "
+                                                   "--overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="write into a folder that holds files, another checkpoint included (only the files "
+                             "this export writes are replaced); never into CKPT")
+    parser.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)  # its old name
     args = parser.parse_args(argv)
 
     checkpoint = checkpoint_folder(args.ckpt)
+    out = guard_output(args.out, "OUT", COMMAND, inputs={f"CKPT {args.ckpt}": checkpoint}, overwrite=args.overwrite)
     model, tokenizer = load_pretraining_checkpoint(checkpoint)
-    out = output_folder(args.out, checkpoint, args.force)
     others = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
     print(f"exporting {checkpoint} ({type(model).__name__}, {model.num_parameters() / 1e6:.2f}M parameters) to {out}:")
     written = export_tokenizer(tokenizer, checkpoint / "tokenizer", out, model.config.max_length)
@@ -75,6 +84,10 @@ def checkpoint_folder(spec: str) -> Path:
 def load_pretraining_checkpoint(folder: Path):
     """(model in eval mode, tokenizer) of a train_gpt.py / train_bert.py checkpoint; refuses the others."""
     state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
+    if is_quantized(config):  # its int8 numbers would be written as float weights, off by their scales
+        raise CheckpointError(f"{folder} is quantized to int8 ({config['quantization'].get('method')}, by python -m "
+                              "minilm.compress quantize), and Hugging Face GPT-2 and BERT hold float weights; export "
+                              "the float32 checkpoint it was quantized from")
     if "task" in config and not is_merged_lm(config):
         raise CheckpointError(finetuned_problem(folder, config))
     model_class = config.get("model_class")
@@ -116,20 +129,6 @@ def finetuned_problem(folder: Path, config: dict) -> str:
     return f"{folder} is a finetune.py checkpoint that holds only the tensors fine-tuning trained; {where}"
 
 
-def output_folder(spec: str, checkpoint: Path, force: bool) -> Path:
-    """OUT, checked: a folder that is not the checkpoint, new or empty unless --force."""
-    out = Path(spec)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"OUT {spec} is a file; pass a folder to write the export to")
-    if out.exists() and out.resolve() == checkpoint.resolve():
-        raise UserError(f"OUT {spec} is the checkpoint itself, whose config.json and model.safetensors the "
-                        "export would overwrite; pick another folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise UserError(f"OUT {spec} exists and is not empty; pick a new folder, or add --force to write into "
-                        "it (only the files this export writes are replaced; nothing is deleted)")
-    return out
-
-
 def export_tokenizer(tokenizer, source: Path, out: Path, model_max_length: int) -> list[str]:
     """transformers' files for the tokenizer where they give minilm's ids, else a copy of minilm's own
     (source: the checkpoint's tokenizer/ folder). Prints and returns the names written."""
@@ -167,7 +166,7 @@ def add_special_token_ids(out: Path, tokenizer) -> None:
 
 
 def print_files_left_alone(names: list[str]) -> None:
-    """With --force, say which files of OUT were there before and are not this export's."""
+    """With --overwrite, say which files of OUT were there before and are not this export's."""
     if not names:
         return
     print(f"  left as they were (not written by this export): {', '.join(names)}")
