@@ -13,6 +13,10 @@ each id's bytes and reads them as UTF-8, with any invalid sequence becoming U+FF
 Special tokens (GPT-2 has one, "<|endoftext|>") are never produced by merges. Text that contains one is
 an explicit choice: ``encode(text, special="raise")`` (the default) refuses it, "allow" turns each
 occurrence into its id, "text" encodes it as ordinary characters.
+
+A chat model's tokenizer (SmolLM2's, read from its GGUF file by gguf_vocab.py) also knows which special
+token plays which role (``roles``: bos_token, eos_token, ...) and carries the model's chat template, which
+``apply_chat_template`` renders (chat_template.py) and encodes.
 """
 
 import heapq
@@ -25,8 +29,10 @@ from common.atomic import write_text_atomic
 
 from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config
 from .bpe_train import train_bpe
-from .byte_level import GPT2_PATTERN, bytes_to_piece, compile_pattern, replace_lone_surrogates
-from .gpt2_files import GPT2_SPECIAL_TOKENS, merges_from_ranks, read_gpt2_files, read_tiktoken_ranks
+from .byte_level import (GPT2_PATTERN, bytes_to_piece, compile_pattern, pre_tokenize, pre_tokenizer_patterns,
+                         replace_lone_surrogates)
+from .chat_template import render_chat
+from .gpt2_files import GPT2_SPECIAL_TOKENS, merges_from_ranks, read_gpt2_files, read_tiktoken_ranks, vocab_from_pieces
 
 SPECIAL_MODES = ("raise", "allow", "text")
 MAX_CACHED_PIECES = 200_000  # the per-piece cache is cleared when it grows past this (bounded memory)
@@ -35,12 +41,17 @@ MAX_CACHED_PIECES = 200_000  # the per-piece cache is cleared when it grows past
 class BPETokenizer(Tokenizer):
     kind = "bpe"
 
-    def __init__(self, byte_ids, merges, special_tokens=None, pattern=GPT2_PATTERN):
-        """``byte_ids[b]``: id of byte b. ``merges``: (left_id, right_id, merged_id) in priority order.
-        ``special_tokens``: string -> id, ids not used by any byte or merge."""
-        self.pattern = pattern
-        self.regex = compile_pattern(pattern)
+    def __init__(self, byte_ids, merges, special_tokens=None, pattern=GPT2_PATTERN, roles=None, chat_template=None):
+        """``byte_ids[b]``: id of byte b (None: the vocabulary has no token for b, which encoding drops).
+        ``merges``: (left_id, right_id, merged_id) in priority order. ``special_tokens``: string -> id, ids
+        not used by any byte or merge. ``pattern``: the pre-tokenisation regex, or a tuple of them applied
+        in turn (byte_level.PRE_TOKENIZERS). ``roles``: e.g. {"eos_token": 2}, each a special token's id.
+        ``chat_template``: the model's Jinja chat template, or None."""
+        self.pattern = pattern if isinstance(pattern, str) else tuple(pattern)
+        self.regexes = [compile_pattern(p) for p in ((pattern,) if isinstance(pattern, str) else self.pattern)]
+        self.regex = self.regexes[-1]  # GPT-2's only one
         self.byte_ids = list(byte_ids)
+        self.missing_bytes = [b for b, token_id in enumerate(self.byte_ids) if token_id is None]
         self.merges = [tuple(m) for m in merges]
         self.special_tokens = dict(special_tokens or {})
         # (left, right) -> rank and (left, right) -> merged id: the two tables the merge loop reads
@@ -50,14 +61,20 @@ class BPETokenizer(Tokenizer):
         self.special_regex = compile_pattern("(" + "|".join(map(regex.escape, self.special_tokens)) + ")") \
             if self.special_tokens else None
         self.cache: dict[str, list[int]] = {}
+        self.roles = dict(roles or {})
+        unknown = {role: i for role, i in self.roles.items() if i not in self.special_tokens.values()}
+        if unknown:
+            raise ValueError(f"roles {unknown} name ids that are not special tokens")
+        self.chat_template = chat_template
 
     def _build_id_to_bytes(self) -> list[bytes]:
         """id -> bytes, checking that ids are exactly 0..V-1, each made once, merges built from known ids."""
         table: dict[int, bytes] = {}
         for b, token_id in enumerate(self.byte_ids):
-            table[token_id] = bytes([b])
-        if len(table) != 256:
-            raise ValueError("byte_ids must give the 256 bytes 256 distinct ids")
+            if token_id is not None:
+                table[token_id] = bytes([b])
+        if len(self.byte_ids) != 256 or len(table) != 256 - len(self.missing_bytes):
+            raise ValueError("byte_ids must give each of the 256 bytes its own id (or None)")
         for rank, (a, b, new) in enumerate(self.merges):
             if a not in table or b not in table or new in table:
                 raise ValueError(f"merge {rank} ({a}, {b}) -> {new} uses an unknown id or makes an existing one")
@@ -85,6 +102,24 @@ class BPETokenizer(Tokenizer):
             return cls(byte_ids, merges, specials)
         except ValueError as err:
             raise TokenizerFileError(f"{encoder_json} / {vocab_bpe}: {err}") from None
+
+    @classmethod
+    def from_token_list(cls, tokens, merges, pre_tokenizer: str, special_ids=(), roles=None, chat_template=None,
+                        where="the token list") -> "BPETokenizer":
+        """A byte-level BPE as a GGUF file stores it: ``tokens[i]`` is id i's string (GPT-2's byte<->unicode
+        spelling, or a special token's own text), ``merges`` are "left right" strings by priority,
+        ``pre_tokenizer`` a name in byte_level.PRE_TOKENIZERS, ``special_ids`` the special tokens' ids."""
+        patterns = pre_tokenizer_patterns(pre_tokenizer, where)
+        encoder = {token: token_id for token_id, token in enumerate(tokens)}
+        if len(encoder) != len(tokens):
+            raise TokenizerFileError(f"{where}: some token strings appear twice; the vocabulary is corrupt")
+        specials = [tokens[i] for i in special_ids]
+        byte_ids, merge_ids, specials = vocab_from_pieces(encoder, merges, specials, missing_bytes=range(256),
+                                                          where=where, merges_where=f"{where} merges")
+        try:
+            return cls(byte_ids, merge_ids, specials, patterns, roles, chat_template)
+        except ValueError as err:
+            raise TokenizerFileError(f"{where}: {err}") from None
 
     @classmethod
     def train(cls, text: str, vocab_size: int, special_tokens=("<|endoftext|>",), pattern=GPT2_PATTERN):
@@ -127,7 +162,8 @@ class BPETokenizer(Tokenizer):
         cache = self.cache
         if len(cache) > MAX_CACHED_PIECES:
             cache.clear()
-        for piece in self.regex.findall(text):
+        pieces = self.regex.findall(text) if len(self.regexes) == 1 else pre_tokenize(self.regexes, text)
+        for piece in pieces:
             piece_ids = cache.get(piece)
             if piece_ids is None:
                 piece_ids = cache[piece] = self.merge_bytes(piece.encode("utf-8"))
@@ -146,10 +182,13 @@ class BPETokenizer(Tokenizer):
         entry is used only if the pair now at its position still has its rank (ranks are unique, so it is
         the same pair). Merging (a, b) only creates pairs (x, ab) and (ab, y), ranked after (a, b), so
         popping in (rank, position) order is replacing each best pair everywhere, left to right."""
-        n = len(data)
-        # Position p (0..n-1) holds the symbol that starts at byte p; ids[p] is None once p is merged into
+        ids: list[int | None] = [self.byte_ids[b] for b in data]
+        if self.missing_bytes:  # a byte with no token is dropped before merging, as transformers does
+            ids = [token_id for token_id in ids if token_id is not None]
+        n = len(ids)
+        # Position p (0..n-1) starts as the p-th byte's symbol; ids[p] is None once p is merged into
         # its left neighbour. ids[n] = None ends the list: (symbol, None) is never a merge.
-        ids: list[int | None] = [self.byte_ids[b] for b in data] + [None]
+        ids.append(None)
         left = list(range(-1, n))  # left[p]: position of p's left neighbour (-1: none)
         right = list(range(1, n + 2))  # right[p]: position of p's right neighbour (n: none)
         rank_of = self.merge_rank
@@ -174,6 +213,17 @@ class BPETokenizer(Tokenizer):
                         heapq.heappush(heap, rank_of[new_pair] * stride + at)
         return [token_id for token_id in ids if token_id is not None]
 
+    def apply_chat_template(self, messages, add_generation_prompt: bool = True) -> list[int]:
+        """A conversation ([{"role": "user", "content": "..."}, ...]) as the ids the model was trained on: its
+        chat template rendered (chat_template.py) and encoded, the special tokens it writes becoming their ids.
+        ``add_generation_prompt``: end with the opening of the assistant's turn, for the model to continue."""
+        return self.encode(self.render_chat(messages, add_generation_prompt), special="allow")
+
+    def render_chat(self, messages, add_generation_prompt: bool = True) -> str:
+        """The text apply_chat_template encodes. A tokenizer with no chat template raises ChatTemplateError."""
+        role_tokens = {role: self.id_to_bytes[token_id].decode("utf-8") for role, token_id in self.roles.items()}
+        return render_chat(self.chat_template, messages, add_generation_prompt, **role_tokens)
+
     def decode(self, ids) -> str:
         return self.decode_bytes(ids).decode("utf-8", errors="replace")
 
@@ -195,8 +245,10 @@ class BPETokenizer(Tokenizer):
         write_text_atomic(folder / "vocab.json", json.dumps(vocab, ensure_ascii=False) + "\n")
         lines = [f"{self.id_to_piece(a)} {self.id_to_piece(b)}" for a, b, _ in self.merges]
         write_text_atomic(folder / "merges.txt", "#version: minilm byte-level BPE\n" + "\n".join(lines) + "\n")
-        write_config(folder, {"kind": self.kind, "pattern": self.pattern, "special_tokens": self.special_tokens,
-                              "vocab_file": "vocab.json", "merges_file": "merges.txt"})
+        config = {"kind": self.kind, "pattern": self.pattern, "special_tokens": self.special_tokens,
+                  "vocab_file": "vocab.json", "merges_file": "merges.txt"}
+        chat = {"missing_bytes": self.missing_bytes, "roles": self.roles, "chat_template": self.chat_template}
+        write_config(folder, {**config, **{field: value for field, value in chat.items() if value}})
 
     @classmethod
     def load(cls, folder) -> "BPETokenizer":
@@ -204,16 +256,20 @@ class BPETokenizer(Tokenizer):
         config = read_config(folder, cls.kind)
         where = folder / "tokenizer.json"
         specials = require(config, "special_tokens", dict, where)
-        pattern = require(config, "pattern", str, where)
+        pattern = require(config, "pattern", (str, list), where)
+        # written only by a tokenizer that has them (SmolLM2's, say)
+        missing_bytes = require(config, "missing_bytes", list, where) if "missing_bytes" in config else []
+        roles = require(config, "roles", dict, where) if "roles" in config else {}
+        chat_template = require(config, "chat_template", str, where) if "chat_template" in config else None
         vocab_file = folder / require(config, "vocab_file", str, where)
         merges_file = folder / require(config, "merges_file", str, where)
         for path in (vocab_file, merges_file):
             if not path.is_file():
                 raise TokenizerFileError(f"{path} is missing; {where} names it, save the tokenizer again")
-        byte_ids, merges, found = read_gpt2_files(vocab_file, merges_file, tuple(specials))
+        byte_ids, merges, found = read_gpt2_files(vocab_file, merges_file, tuple(specials), missing_bytes)
         if found != specials:
             raise TokenizerFileError(f"{vocab_file}: special tokens {found} differ from {specials} in {where}")
         try:
-            return cls(byte_ids, merges, specials, pattern)
+            return cls(byte_ids, merges, specials, pattern, roles, chat_template)
         except ValueError as err:
             raise TokenizerFileError(f"{folder}: {err}; the files are corrupt, save the tokenizer again") from None

@@ -83,14 +83,30 @@ def merges_from_ranks(ranks: dict[bytes, int], where="ranks") -> tuple[list[int]
     return byte_ids, merges
 
 
-def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_TOKENS)):
-    """Read GPT-2's original encoder.json + vocab.bpe into (byte_ids, merges, special_tokens)."""
+def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_TOKENS), missing_bytes=()):
+    """Read GPT-2's original encoder.json + vocab.bpe into (byte_ids, merges, special_tokens).
+    ``missing_bytes``: bytes the vocabulary may lack (see vocab_from_pieces); any other missing is an error."""
     try:
         encoder = json.loads(Path(encoder_json).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise TokenizerFileError(f"{encoder_json} is not valid JSON ({err}); the vocabulary file is corrupt") from None
     if not isinstance(encoder, dict) or not all(isinstance(i, int) for i in encoder.values()):
         raise TokenizerFileError(f"{encoder_json} must map token strings to integer ids")
+    lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
+    first = 1 if lines and lines[0].startswith("#version") else 0  # a header line, not a merge
+    return vocab_from_pieces(encoder, lines[first:], special_tokens, missing_bytes, where=str(encoder_json),
+                             merges_where=str(vocab_bpe), first_line=first + 1)
+
+
+def vocab_from_pieces(encoder: dict[str, int], merge_lines, special_tokens=(), missing_bytes=(),
+                      where="the vocabulary", merges_where="the merges", first_line=1):
+    """(byte_ids, merges, special_tokens) from GPT-2's written form, whatever it was read from (the two
+    files above, or a GGUF file's token and merge lists): ``encoder`` maps each token string (through the
+    byte<->unicode table, or a special token's own text) to its id; each merge line is "left right".
+
+    A vocabulary may lack a few single bytes (SmolLM2's has no token for 21 bytes: those that never occur
+    in UTF-8 and six rare control characters). ``missing_bytes`` lists those allowed to be absent; their
+    ``byte_ids[b]`` is None, and encoding drops such a byte, as transformers does."""
     specials = {s: encoder[s] for s in special_tokens if s in encoder}
     id_of_bytes: dict[bytes, int] = {}
     for piece, token_id in encoder.items():
@@ -99,16 +115,15 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_T
         try:
             id_of_bytes[piece_to_bytes(piece)] = token_id
         except KeyError:
-            raise TokenizerFileError(f"{encoder_json}: token {piece!r} uses a character outside GPT-2's "
+            raise TokenizerFileError(f"{where}: token {piece!r} uses a character outside GPT-2's "
                                      "byte<->unicode table; the vocabulary file is corrupt") from None
-    missing = [b for b in range(256) if bytes([b]) not in id_of_bytes]
+    missing = [b for b in range(256) if bytes([b]) not in id_of_bytes and b not in missing_bytes]
     if missing:
-        raise TokenizerFileError(f"{encoder_json}: single bytes {missing[:5]} have no id; every byte needs one")
-    byte_ids = [id_of_bytes[bytes([b])] for b in range(256)]
+        raise TokenizerFileError(f"{where}: single bytes {missing[:5]} have no id; every byte needs one")
+    byte_ids = [id_of_bytes.get(bytes([b])) for b in range(256)]
     merges: Merges = []
-    lines = Path(vocab_bpe).read_text(encoding="utf-8").splitlines()
-    for line_number, line in enumerate(lines, start=1):
-        if line.startswith("#version") or not line.strip():
+    for line_number, line in enumerate(merge_lines, start=first_line):
+        if not line.strip():
             continue
         fields = line.split(" ")
         try:
@@ -117,8 +132,8 @@ def read_gpt2_files(encoder_json, vocab_bpe, special_tokens=tuple(GPT2_SPECIAL_T
             left, right = piece_to_bytes(fields[0]), piece_to_bytes(fields[1])
             merges.append((id_of_bytes[left], id_of_bytes[right], id_of_bytes[left + right]))
         except KeyError:
-            raise TokenizerFileError(f"{vocab_bpe}, line {line_number}: {line[:80]!r} is not a merge of two "
-                                     f"tokens whose result is in {Path(encoder_json).name}; the file is corrupt") from None
+            raise TokenizerFileError(f"{merges_where}, line {line_number}: {line[:80]!r} is not a merge of two "
+                                     f"tokens whose result is in {Path(where).name}; the file is corrupt") from None
     return byte_ids, merges, specials
 
 
@@ -136,7 +151,7 @@ def write_gpt2_files(vocab_json, merges_txt, byte_ids, merges: Merges, special_t
 def gpt2_pieces(byte_ids, merges: Merges, special_tokens: dict[str, int]) -> list[str]:
     """Every id's string in GPT-2's files, in id order: its bytes through the byte<->unicode table, or a
     special token's own text. The files key tokens by string, so two ids with one string are refused."""
-    token_bytes = {token_id: bytes([b]) for b, token_id in enumerate(byte_ids)}
+    token_bytes = {token_id: bytes([b]) for b, token_id in enumerate(byte_ids) if token_id is not None}
     for left, right, merged in merges:
         token_bytes[merged] = token_bytes[left] + token_bytes[right]
     pieces = {token_id: bytes_to_piece(data) for token_id, data in token_bytes.items()}
