@@ -1,4 +1,5 @@
 """Hugging Face config.json <-> GPTConfig / BertConfig: a row per field, and what minilm refuses.
+(Llama's config.json <-> LlamaConfig: configs_llama.py.)
 
 Every BERT-style family becomes a BertConfig; what config.json does not say, the family fixes (`shape`):
 DistilBERT has no token types and no pooler (and keys of its own: dim, n_layers, ...), RoBERTa counts its
@@ -11,6 +12,7 @@ from pathlib import Path
 from common.errors import CheckpointError, ConfigError
 
 from ..model import BertConfig, GPTConfig
+from .configs_llama import llama_config_from_hf, llama_config_to_hf
 from .families import FAMILIES, architecture_of, folder_architecture, minilm_classes
 
 # (Hugging Face key, minilm field, transformers' default when the key is absent)
@@ -81,6 +83,8 @@ def config_from_hf(hf: dict, family: str, folder: Path | str = "config.json", po
     pooler: whether the model to build has one (RoBERTa's and ALBERT's masked-LM models have none);
     families that fix it (BERT, DistilBERT, ELECTRA) ignore it."""
     check_model_type(hf, family, folder)
+    if family == "llama":
+        return llama_config_from_hf(hf, folder)
     spec = FAMILY_CONFIGS[family]
     for key, supported in spec.fixed:
         if hf.get(key, supported) != supported:
@@ -120,6 +124,8 @@ def loader_hint(hf: dict) -> str:
 def config_to_hf(model) -> dict:
     """The config.json transformers needs to rebuild the model."""
     config, arch = model.config, architecture_of(model)
+    if arch.family == "llama":
+        return {"model_type": arch.family, "architectures": [arch.name], **llama_config_to_hf(config)}
     spec = FAMILY_CONFIGS[arch.family]
     hf = {key: _saved_value(config, field, arch.family) for key, field, _ in spec.keys}
     hf[spec.act_key] = {"tanh": "gelu_new", "none": "gelu"}[config.gelu_approximate]

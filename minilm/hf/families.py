@@ -3,6 +3,7 @@
 minilm has one Bert; Hugging Face has a model per family, named in config.json's model_type. The family of
 a minilm model comes from its class and config (family_of), by the first rule that applies:
 
+    Llama                                                llama        (a Llama is a GPT: asked first)
     GPT                                                  gpt2
     an ElectraDiscriminator, or a model of ElectraConfig electra
     positions_after_padding                              roberta
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 
 from common.errors import ConfigError
 
-from ..model import GPT, Bert, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, ElectraDiscriminator
+from ..model import GPT, Bert, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, ElectraDiscriminator, Llama
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ def with_head(name: str, family: str, minilm_class: type, backbone: tuple[str, .
 
 ARCHITECTURES = [
     Architecture("GPT2LMHeadModel", "gpt2", GPT, (("GPT", "", "transformer."),), pooler=False),
+    # The decoder under model., the head (lm_head.weight) outside it.
+    Architecture("LlamaForCausalLM", "llama", Llama, (("Llama", "", "model."), ("LlamaForCausalLM", "", "")),
+                 pooler=False),
     encoder("BertModel", "bert", BERT_BACKBONE, pooler=True),
     with_head("BertForPreTraining", "bert", BertForPreTraining, BERT_BACKBONE, "BertForPreTraining", pooler=True),
     with_head("BertForMaskedLM", "bert", BertForMaskedLM, BERT_BACKBONE, "BertForPreTraining", pooler=False),
@@ -66,18 +70,21 @@ ARCHITECTURES = [
               pooler=False),
     with_head("ElectraForMaskedLM", "electra", BertForMaskedLM, ELECTRA_BACKBONE, "ElectraForMaskedLM", pooler=False),
 ]
-FAMILIES = tuple(dict.fromkeys(a.family for a in ARCHITECTURES))  # gpt2, bert, distilbert, roberta, albert, electra
+FAMILIES = tuple(dict.fromkeys(a.family for a in ARCHITECTURES))  # gpt2, llama, bert, distilbert, roberta, albert,
+#                                                                    electra
 
 
 def family_of(model) -> str:
     """The Hugging Face model_type a minilm model is saved as (the rules in this module's docstring)."""
+    if isinstance(model, Llama):
+        return "llama"
     if isinstance(model, GPT):
         return "gpt2"
     if isinstance(model, Electra):
         raise TypeError("an Electra is two models: save model.discriminator (transformers' ElectraForPreTraining) "
                         "and model.generator (ElectraForMaskedLM), each to its own folder")
     if not isinstance(model, (Bert, BertForMaskedLM, ElectraDiscriminator)):
-        raise TypeError(f"{type(model).__name__} has no Hugging Face mapping; use GPT, Bert, BertForMaskedLM, "
+        raise TypeError(f"{type(model).__name__} has no Hugging Face mapping; use GPT, Llama, Bert, BertForMaskedLM, "
                         "BertForPreTraining or ElectraDiscriminator")
     config = model.config
     if isinstance(model, ElectraDiscriminator) or isinstance(config, ElectraConfig):
@@ -124,6 +131,14 @@ def shape_problem(model, arch: Architecture) -> str | None:
     """Why this model has no form as arch, or None. (share_layers and positions_after_padding choose
     albert and roberta before these rules are read.)"""
     config, name, family = model.config, type(model).__name__, arch.family
+    if family == "llama":
+        return (f"this {name} has bias=True, but minilm reads and writes Hugging Face Llama folders without "
+                "biases (attention_bias and mlp_bias false): build it with bias=False") if config.bias else None
+    if not config.bias:
+        return (f"this {name} has bias=False, but Hugging Face checkpoints have a bias in every Linear and "
+                "LayerNorm: only bias=True models map onto them")
+    if family == "gpt2":
+        return None
     if arch.name in EXACT_GELU_HEADS and config.gelu_approximate != "none":
         return (f"{arch.name}'s head always uses the exact GELU, but this {name} has gelu_approximate="
                 f"{config.gelu_approximate!r}, which minilm's head uses too: build it with gelu_approximate='none'")

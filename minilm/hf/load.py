@@ -1,10 +1,10 @@
-"""Hugging Face folders in, without transformers (docs/hf_weights.md): GPT-2, BERT, DistilBERT, RoBERTa,
-ALBERT and ELECTRA.
+"""Hugging Face folders in, without transformers (docs/hf_weights.md): GPT-2, Llama, BERT, DistilBERT,
+RoBERTa, ALBERT and ELECTRA.
 
 A Hugging Face model folder holds config.json and the weights: model.safetensors, or the older
 pytorch_model.bin (a pickle, read with weights_only=True so it cannot run code). Loading is:
 
-    1. config.json -> GPTConfig / BertConfig             config_from_hf (configs.py)
+    1. config.json -> GPTConfig / LlamaConfig / BertConfig  config_from_hf (configs.py, configs_llama.py)
        (the family fixes what the file does not say: e.g. RoBERTa's positions, ALBERT's shared layers)
     2. read the tensors, safely                           read_weights
     3. rename each tensor through NAME_TABLE              load_hf_state_dict (the table: names.py)
@@ -31,9 +31,9 @@ from .names import FILE_PREFIXES, IGNORED_BUFFERS, LEGACY_NAMES, LEGACY_SUFFIXES
 def from_pretrained(path, model_class=None):
     """Build a minilm model from a Hugging Face folder, in eval mode.
 
-    model_class says which to build: GPT, Bert, BertForMaskedLM, BertForPreTraining or ElectraDiscriminator.
-    By default config.json decides, as transformers' AutoModel does (families.py, ARCHITECTURES): gpt2 ->
-    GPT; RobertaForMaskedLM, AlbertForMaskedLM, ElectraForMaskedLM -> BertForMaskedLM; BertForPreTraining,
+    model_class says which to build: GPT, Llama, Bert, BertForMaskedLM, BertForPreTraining or
+    ElectraDiscriminator. By default config.json decides, as transformers' AutoModel does (families.py,
+    ARCHITECTURES): gpt2 -> GPT; llama -> Llama; RobertaForMaskedLM, AlbertForMaskedLM, ElectraForMaskedLM -> BertForMaskedLM; BertForPreTraining,
     AlbertForPreTraining -> BertForPreTraining; ElectraForPreTraining -> ElectraDiscriminator; any other
     class of a BERT-style family -> Bert, the encoder. A Bert can be read from a folder with heads (they are
     left out), and a model with heads from an encoder's folder (the heads start fresh, with a warning).
@@ -59,8 +59,8 @@ def _architecture_reading(family, model_class, hf_config: dict, folder):
     """The transformers class whose names a model_class reads from a folder of this family; or why none."""
     families = [a.family for a in ARCHITECTURES if a.minilm_class is model_class]
     if not families:
-        raise TypeError(f"{model_class.__name__} has no Hugging Face mapping; use GPT, Bert, BertForMaskedLM, "
-                        "BertForPreTraining or ElectraDiscriminator")
+        raise TypeError(f"{model_class.__name__} has no Hugging Face mapping; use GPT, Llama, Bert, "
+                        "BertForMaskedLM, BertForPreTraining or ElectraDiscriminator")
     if family not in families:
         expected = " or ".join(repr(f) for f in dict.fromkeys(families))
         raise CheckpointError(f"{folder}: config.json has model_type {family!r}, expected {expected} for a "

@@ -1,7 +1,7 @@
 """One row of the name table: which tensor of a Hugging Face file is which tensor of minilm, and how.
 
-The rows themselves are in table_gpt_bert.py (GPT-2, BERT, DistilBERT) and table_successors.py (RoBERTa,
-ALBERT, ELECTRA); names.py joins them into NAME_TABLE and expands them for one model.
+The rows themselves are in table_gpt_bert.py (GPT-2, BERT, DistilBERT), table_successors.py (RoBERTa,
+ALBERT, ELECTRA) and table_llama.py (Llama); names.py joins them into NAME_TABLE and expands them for one model.
 """
 
 from dataclasses import dataclass
@@ -11,6 +11,7 @@ TRANSPOSE = "transposed (Conv1D)"
 SPLIT = "split in 3 (q, k, v)"
 SPLIT_TRANSPOSE = "split in 3, transposed (Conv1D)"
 TIED = "tied"
+TIED_IF_CONFIG = "tied if tie_word_embeddings"  # Llama's head: tied or a matrix of its own, as the config says
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Row:
     tied_to: str = ""  # for TIED rows: the Hugging Face name of the embedding this weight shares
 
     def describe_how(self) -> str:
+        if self.how == TIED_IF_CONFIG:
+            return f"tied to {self.tied_to} when tie_word_embeddings (may be absent from the file), else copy"
         return f"tied to {self.tied_to} (may be absent from the file)" if self.how == TIED else self.how
 
 
