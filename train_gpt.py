@@ -3,15 +3,18 @@
     python train_gpt.py --config small                      # CPU, a few minutes, char-level
     python train_gpt.py --config small --data my.txt --max_iters 500
     python train_gpt.py --config toy                        # CPU, seconds: learn to sort digit strings
+    python train_gpt.py --config small-llama                # the same run with Llama's parts (docs/llama.md)
     python train_gpt.py --config gpt2 --tokenizer gpt2 --device cuda --dtype bfloat16 --compile
     torchrun --nproc_per_node=2 train_gpt.py --config small    # DDP
     python train_gpt.py --help                              # every flag, with its default
 
-Reading path: this file builds the data (data/prepare.py), a GPT (minilm/model/gpt.py) and a Trainer
+Reading path: this file builds the data (data/prepare.py), a GPT (minilm/model/gpt.py; --architecture llama:
+a Llama, minilm/model/llama.py) and a Trainer
 (minilm/training/trainer.py); the Trainer calls LanguageModelTask.loss (minilm/training/lm_task.py),
 which calls GPT.forward.
 """
 
+import argparse
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,7 +24,7 @@ import torch
 from common.errors import ConfigError, run_command
 from data.prepare import lm_token_files, lm_tokenizer, load_corpus
 from data.tokenizers import TOKENIZER_KINDS
-from minilm import GPT, GPTConfig
+from minilm.model import GPT, GPTConfig, Llama, LlamaConfig
 from minilm.training import resume
 from minilm.training.cli import parse_args
 from minilm.training.distributed import init_distributed, main_process_first, resolve_device
@@ -34,8 +37,15 @@ from tokenizer import CharTokenizer, load_tokenizer
 from tokenizer.bpe import SPECIAL_MODES
 
 
+# --architecture: the model's parts, and the class config.json names
+ARCHITECTURES = {"gpt2": ("GPT", GPT, GPTConfig), "llama": ("Llama", Llama, LlamaConfig)}
+
+
 @dataclass
 class DataConfig:
+    architecture: str = field(default="gpt2", metadata={
+        "choices": tuple(ARCHITECTURES), "help": "the model's parts: gpt2 (LayerNorm, learned positions, GELU MLP) "
+                                                 "or llama (RMSNorm, rotary positions, SwiGLU, grouped-query attention)"})
     data: str | None = field(default=None, metadata={"help": "a UTF-8 text file (default: Shakespeare's plays)"})
     tokenizer: str = field(default="char", metadata={"choices": TOKENIZER_KINDS, "help": "how text becomes ids"})
     tokenizer_vocab_size: int = field(default=4096, metadata={"help": "vocabulary size for "
@@ -66,27 +76,39 @@ def print_samples(model: GPT, tokenizer, data_cfg: DataConfig, device: str) -> N
         print(f"--- sample {i + 1} ---\n{tokenizer.decode(out[0].tolist()).strip()}\n")
 
 
-def train_toy(model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
+def train_toy(model_cls, model_cfg, train_cfg: TrainConfig, toy_cfg: ToyConfig) -> dict:
     """--toy_task: a toy Task (minilm/training/toy_tasks.py) instead of the text; a CharTokenizer over its
     alphabet goes into the checkpoint, so sample.py can load it."""
     task = make_toy_task(toy_cfg, "GPT")
-    return train_toy_model(GPT, model_cfg, train_cfg, toy_cfg, task, CharTokenizer(task.vocab))
+    return train_toy_model(model_cls, model_cfg, train_cfg, toy_cfg, task, CharTokenizer(task.vocab))
+
+
+def requested_architecture(argv) -> str:
+    """The architecture a command line asks for (--architecture, else its --config preset's): it decides the
+    model config's flags (LlamaConfig adds n_kv_head, rope_theta, ...), so it is read before the full parse."""
+    peek = argparse.ArgumentParser(add_help=False)
+    peek.add_argument("--config", default="small")
+    peek.add_argument("--architecture")
+    known, _ = peek.parse_known_args(sys.argv[1:] if argv is None else argv)
+    chosen = known.architecture or PRESETS.get(known.config, {}).get("data", {}).get("architecture", "gpt2")
+    return chosen if chosen in ARCHITECTURES else "gpt2"  # a bad name: the full parse says so
 
 
 def main(argv=None):
-    configs = parse_args(PRESETS, {"model": GPTConfig, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
+    model_class, model_cls, config_cls = ARCHITECTURES[requested_architecture(argv)]
+    configs = parse_args(PRESETS, {"model": config_cls, "train": TrainConfig, "data": DataConfig, "toy": ToyConfig},
                          argv, default_preset="small", description=__doc__.split("\n")[0])
     model_cfg, train_cfg, data_cfg, toy_cfg = configs["model"], configs["train"], configs["data"], configs["toy"]
     check_out_dir(train_cfg.out_dir, train_cfg.resume, train_cfg.overwrite,  # before any slow preparation
                   {f"--data {data_cfg.data}": data_cfg.data}, "train_gpt.py")
-    saved = resume.saved_run_config(train_cfg.out_dir, "GPT") if train_cfg.resume else None
+    saved = resume.saved_run_config(train_cfg.out_dir, model_class) if train_cfg.resume else None
     if saved is not None:  # the model and the ids the run was built with (minilm/training/resume.py)
         model_cfg = resume.resumed_config(model_cfg, saved["model"], configs["given"], resume.MAY_CHANGE_ON_RESUME)
         data_cfg = resume.resumed_config(data_cfg, saved.get("data", {}), configs["given"],
                                          DATA_MAY_CHANGE_ON_RESUME)
         toy_cfg = resume.resumed_config(toy_cfg, saved.get("toy", {}), configs["given"], set())
     if toy_cfg.toy_task is not None:
-        return train_toy(model_cfg, train_cfg, toy_cfg)
+        return train_toy(model_cls, model_cfg, train_cfg, toy_cfg)
     dist, device = init_distributed(resolve_device(train_cfg.device))
     with main_process_first(dist):
         texts = load_corpus(data_cfg.data, data_cfg.val_fraction, model_cfg.block_size)
@@ -102,11 +124,11 @@ def main(argv=None):
               f"{data_cfg.tokenizer} tokenizer with {tokenizer.vocab_size:,} ids")
 
     seed_everything(train_cfg.seed)
-    model = GPT(model_cfg)
+    model = model_cls(model_cfg)
     if dist.is_main:
         print(f"model: {model.num_parameters() / 1e6:.2f}M parameters, {model_cfg.n_layer} layers, "
               f"{model_cfg.n_head} heads, {model_cfg.n_embd} wide, context {model_cfg.block_size}")
-    checkpoint_config = {"model_class": "GPT", "model": model_cfg.to_dict(), "data": asdict(data_cfg),
+    checkpoint_config = {"model_class": model_class, "model": model_cfg.to_dict(), "data": asdict(data_cfg),
                          "data_sha256": resume.text_fingerprint(texts)}
     trainer = Trainer(model, LanguageModelTask(tokens, model_cfg.block_size), train_cfg, checkpoint_config,
                       write_extra=lambda folder: tokenizer.save(folder / "tokenizer"))

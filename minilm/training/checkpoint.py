@@ -23,7 +23,8 @@ from common.errors import CheckpointError
 
 from ..compress.pruned import build_model
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
-from ..model import GPT, Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, GPTConfig
+from ..model import (GPT, Bert, BertConfig, BertForMaskedLM, BertForPreTraining, Electra, ElectraConfig, GPTConfig, Llama,
+                     LlamaConfig)
 
 WEIGHTS = "model.safetensors"
 CONFIG = "config.json"
@@ -112,7 +113,7 @@ def load_checkpoint(folder, with_train_state: bool = True):
 
 # config.json's model_class -> (the model, its config dataclass): what train_gpt.py and train_bert.py save
 # (train_bert.py: one class per objective, minilm/training/objectives.py).
-MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig),
+MODEL_CLASSES = {"GPT": (GPT, GPTConfig), "Llama": (Llama, LlamaConfig), "Bert": (Bert, BertConfig),
                  "BertForPreTraining": (BertForPreTraining, BertConfig),
                  "BertForMaskedLM": (BertForMaskedLM, BertConfig), "Electra": (Electra, ElectraConfig)}
 

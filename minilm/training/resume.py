@@ -20,9 +20,9 @@ from common.errors import CheckpointError, ConfigError
 
 from .checkpoint import load_checkpoint, resolve_checkpoint
 
-SCRIPT_OF = {"GPT": "train_gpt.py", "BertForPreTraining": "train_bert.py", "BertForMaskedLM": "train_bert.py",
+SCRIPT_OF = {"GPT": "train_gpt.py", "Llama": "train_gpt.py", "BertForPreTraining": "train_bert.py", "BertForMaskedLM": "train_bert.py",
              "Electra": "train_bert.py"}
-FAMILY = {"GPT": "a GPT", "BertForPreTraining": "a BERT", "BertForMaskedLM": "a RoBERTa",
+FAMILY = {"GPT": "a GPT", "Llama": "a Llama", "BertForPreTraining": "a BERT", "BertForMaskedLM": "a RoBERTa",
           "Electra": "an ELECTRA"}
 MAY_CHANGE_ON_RESUME = {"dropout", "attn_dropout", "attn_impl"}  # model fields that leave the weights as they are
 
