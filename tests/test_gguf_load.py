@@ -10,7 +10,7 @@ from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM
 
 from common.gguf import GGUFError, read_gguf
-from minilm.gguf import NAME_TABLE, llama_config, load_gguf, undo_rotary_permutation
+from minilm.gguf import NAME_TABLE, is_gguf, llama_config, load_gguf, undo_rotary_permutation
 
 TOL = 1e-5
 TINY = dict(vocab_size=97, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
@@ -164,3 +164,9 @@ def test_metadata_that_disagrees_with_the_tensors_is_refused(tmp_path):
     hf_model = hf_llama()
     hf_model.config.intermediate_size = 128  # the metadata says 128, the tensors hold 96
     expect_error(write_gguf(hf_model, tmp_path / "disagree.gguf"), "blocks.0.mlp", "disagree")
+
+
+def test_is_gguf_tells_a_gguf_file_by_its_first_bytes(tmp_path):
+    path = write_gguf(hf_llama(), tmp_path / "renamed.bin")
+    (tmp_path / "model.safetensors").write_bytes(b"\x08" + bytes(15))
+    assert is_gguf(path) and not is_gguf(tmp_path / "model.safetensors") and not is_gguf(tmp_path)
