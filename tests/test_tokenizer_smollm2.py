@@ -1,7 +1,8 @@
 """SmolLM2's tokenizer, read from its GGUF file's metadata into tokenizer/'s byte-level BPE: the same ids as
 transformers' tokenizer built from the same file, on the shared varied corpus (prose, code, numbers, CJK,
 emoji, whitespace runs) with special tokens; the pre-tokenizer taken from tokenizer.ggml.pre; saving with a
-checkpoint; and, on tiny GGUF files written with gguf's writer, the errors for what it cannot read.
+checkpoint; its export as tokenizer.json + tokenizer_config.json, read by transformers' AutoTokenizer;
+and, on tiny GGUF files written with gguf's writer, the errors for what it cannot read.
 
 transformers splits SmolLM2's text with GPT-2's pattern alone (it has no entry for "smollm"), while SmolLM2's
 own tokenizer and llama.cpp split digits off first: the two differ only where a run of whitespace comes
@@ -17,7 +18,7 @@ from test_tokenizer_corpus import varied_documents
 
 from common.errors import ConfigError, UserError
 from data.tokenizers import named_tokenizer
-from tokenizer import BPETokenizer, TokenizerFileError, load_tokenizer
+from tokenizer import BPETokenizer, TokenizerFileError, load_tokenizer, write_transformers_tokenizer
 from tokenizer.byte_level import GPT2_PATTERN
 from tokenizer.gguf_vocab import tokenizer_from_gguf, tokenizer_from_metadata
 
@@ -161,3 +162,36 @@ def test_a_merge_of_unknown_tokens_names_the_file_and_merge(tmp_path):
                 "tokenizer.ggml.token_type": [1, 1], "tokenizer.ggml.merges": ["a b"]}
     with pytest.raises(UserError, match="model.gguf merges, line 1: 'a b'"):
         tokenizer_from_metadata(metadata, where="model.gguf")
+
+
+# ---- out to transformers: tokenizer.json + tokenizer_config.json ------------------------------------------
+
+@pytest.fixture(scope="module")
+def exported(smollm2, tmp_path_factory):
+    """transformers' AutoTokenizer on the files minilm writes for SmolLM2's tokenizer."""
+    from transformers import AutoTokenizer
+    folder = tmp_path_factory.mktemp("smollm2_hf")
+    assert write_transformers_tokenizer(smollm2, folder, model_max_length=8192) == \
+        ["tokenizer.json", "tokenizer_config.json"]
+    return AutoTokenizer.from_pretrained(folder)
+
+
+def test_exported_files_give_minilm_ids_in_transformers(smollm2, exported, documents):
+    assert first_mismatch(documents, lambda doc: smollm2.encode(doc, special="allow"), exported.encode) is None
+
+
+def test_exported_files_decode_as_minilm_decodes(smollm2, exported, documents):
+    ids = smollm2.encode("".join(documents[:200]), special="allow")
+    assert exported.decode(ids) == smollm2.decode(ids)
+
+
+def test_exported_files_carry_the_roles_and_the_chat_template(smollm2, exported):
+    assert {role: exported.convert_tokens_to_ids(getattr(exported, role)) for role in smollm2.roles} == smollm2.roles
+    messages = [{"role": "user", "content": "What is 2+2?"}]
+    assert exported.apply_chat_template(messages, add_generation_prompt=True)["input_ids"] == \
+        smollm2.apply_chat_template(messages)
+
+
+def test_a_gpt2_split_bpe_without_roles_is_still_written_as_gpt2_files(tmp_path):
+    tok = BPETokenizer.train("hello hello world", vocab_size=267)
+    assert write_transformers_tokenizer(tok, tmp_path, model_max_length=64)[:2] == ["vocab.json", "merges.txt"]
