@@ -143,6 +143,18 @@ def fetch(name: str) -> Path:
     return target
 
 
+GGUF_MODELS = {"smollm2": "smollm2-gguf"}  # alias -> the asset of a chat model's GGUF file
+
+
+def model_path(spec: str) -> Path:
+    """Where a model named on the command line is: an alias (smollm2, minilm-l6) fetched on first use, or a path."""
+    if spec in GGUF_MODELS:
+        return fetch(GGUF_MODELS[spec])
+    if spec in BASE_MODELS:
+        return base_model_folder(spec)
+    return Path(spec)
+
+
 def base_model_folder(alias: str) -> Path:
     """The Hugging Face folder of a base model named by alias (e.g. minilm-l6), fetched on first use."""
     if alias not in BASE_MODELS:
