@@ -1,6 +1,6 @@
 """The floor plan holds: every import points down, and no module imports itself back in a circle.
 
-    common/             stdlib only: atomic writes, the error types, the GGUF reader
+    common/             stdlib only: atomic writes, the output guard, the error types, the GGUF reader
     tokenizer/          + common
     minilm/model/       the Transformer: torch, numpy, the stdlib, itself
     minilm/compress/    + minilm/model, common (int8 modules and head pruning, which the loaders rebuild)
@@ -9,14 +9,19 @@
     minilm/gguf/        + minilm/model, common (GGUF tensors into minilm's models; common/gguf.py reads the file)
     minilm/finetune/    + minilm/{model,compress,training,hf,peft}, tokenizer, common
     minilm/viz/, minilm/trace/  + all of the above but each other (they look inside any model folder)
-    minilm/serve/       + the same and data/ (HTTP in front of any model folder, encoding as fine-tuning does)
+    minilm/serve/       + the same (HTTP in front of any model folder; it encodes text as fine-tuning does,
+                        through minilm/finetune/encode.py)
     minilm/assistant/   + minilm/finetune, common (the chatterbot assistant; its __main__.py reads data/)
-    minilm/__init__.py  the facade: minilm/model, minilm/hf
-    data/               + tokenizer, minilm, common
+    minilm/chat/        + minilm/{model,gguf,hf,training}, tokenizer, common (a conversation with a chat model)
+    minilm/__init__.py  the facade: minilm/model, minilm/hf, minilm/gguf (from_pretrained of a .gguf file)
+    data/               + tokenizer, minilm, common (fetching assets, preparing corpora; no library room
+                        imports it: what the library needs, such as fine-tuning's text -> ids, lives below)
     exercises/          + minilm, tokenizer, common (learning material that compares with the library)
-    scripts, bench/, python -m commands (__main__.py, minilm/parity.py, minilm/hf/export.py, which reads
-                        checkpoints and tokenizers from inside minilm/hf/, minilm/compress/commands.py, which
-                        reads a checkpoint's data): anything but another script
+    scripts, bench/, python -m commands: anything but another script. A command is a __main__.py, or a module
+                        COMMAND_MODULES names (minilm/parity.py; minilm/hf/export.py, which reads checkpoints
+                        and tokenizers from inside minilm/hf/; minilm/viz/docs_figures.py). A named one that
+                        reads data/ may not sit in a room other library rooms import (compress/, hf/, ...):
+                        there only __main__.py may (python -m minilm.compress is compress/__main__.py)
 
 Imports are read with `ast`, so those inside functions (lazy imports) count too. tests/ may import
 anything and is not checked.
@@ -31,8 +36,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 SCRIPTS = {"train_gpt", "train_bert", "finetune", "sample"}
 MINILM_ROOMS = ("minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "minilm.viz",
-                "minilm.trace", "minilm.compress", "minilm.serve", "minilm.assistant", "minilm.gguf")
-READ_DATA = {"minilm.serve"}  # rooms that import data/ (which may therefore not import them)
+                "minilm.trace", "minilm.compress", "minilm.serve", "minilm.assistant", "minilm.gguf",
+                "minilm.chat")
+READ_DATA = set()  # rooms that import data/ (which data/ may therefore not import): none
 LOOKING_INSIDE = {"minilm.model", "minilm.training", "minilm.hf", "minilm.peft", "minilm.finetune", "tokenizer", "common"}
 ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "common": set(),
@@ -43,19 +49,22 @@ ALLOWED = {  # layer -> the project layers it may import (besides itself)
     "minilm.hf": {"minilm.model", "common"},
     "minilm.peft": {"minilm.model"},
     "minilm.gguf": {"minilm.model", "common"},
+    "minilm.chat": {"minilm.model", "minilm.gguf", "minilm.hf", "minilm.training", "tokenizer", "common"},
     "minilm.finetune": {"minilm.model", "minilm.compress", "minilm.training", "minilm.hf", "minilm.peft", "tokenizer",
                         "common"},
     "minilm.viz": LOOKING_INSIDE,  # pictures and the attention page, of any model folder
     "minilm.trace": LOOKING_INSIDE,  # the shape trace, of any model folder
-    "minilm.serve": {*LOOKING_INSIDE, "data"},  # HTTP in front of any model folder, encoding as fine-tuning did
+    "minilm.serve": LOOKING_INSIDE,  # HTTP in front of any model folder, encoding as fine-tuning did
     "minilm.assistant": {"minilm.finetune", "common"},  # retrieval and replies; its command reads data/
-    "minilm": {"minilm.model", "minilm.hf"},
+    "minilm": {"minilm.model", "minilm.hf", "minilm.gguf"},
     "data": {"common", "tokenizer", "minilm", *(set(MINILM_ROOMS) - READ_DATA)},
     "exercises": {"common", "tokenizer", "minilm", *MINILM_ROOMS},
 }
 ENTRY_POINTS = {"script", "bench", "command"}  # may import every library layer, never a script
 MODEL_THIRD_PARTY = {"torch", "numpy"}
-COMMAND_MODULES = {"minilm.parity", "minilm.hf.export", "minilm.viz.docs_figures", "minilm.compress.commands"}  # commands that are not a __main__.py
+COMMAND_MODULES = {"minilm.parity", "minilm.hf.export", "minilm.viz.docs_figures"}  # commands that are not a __main__.py
+# The rooms that library rooms import: a command module they hold, other than __main__.py, may not read data/.
+IMPORTED_ROOMS = set().union(*(ALLOWED[layer] for layer in (*MINILM_ROOMS, "tokenizer", "common", "minilm")))
 
 
 def module_name(path: Path, root: Path) -> str:
@@ -128,6 +137,9 @@ def layering_problems(root: Path) -> list[str]:
             if target_layer == "script" and target != module:
                 problems.append(f"{where} imports the script {target_file}: scripts never import each other; "
                                 "move what they share into the library")
+            elif target_layer == "data" and module in COMMAND_MODULES and layer_of(module) in IMPORTED_ROOMS:
+                problems.append(f"{where} imports {target_file}: a command that reads data/ inside "
+                                f"{layer_of(module)}, a room other library rooms import, belongs in its __main__.py")
             elif layer in ENTRY_POINTS or target_layer == layer:
                 continue
             elif target_layer in ENTRY_POINTS or target_layer not in ALLOWED[layer]:
@@ -207,6 +219,23 @@ def test_the_tokenizer_may_not_fetch_through_data(tmp_path):
                                  "data/__init__.py": "", "data/assets.py": ""})
     [problem] = layering_problems(root)  # the command (__main__.py) may; the library module may not
     assert problem.startswith("tokenizer/factory.py:1 imports data/assets.py")
+
+
+def test_a_named_command_in_an_imported_room_may_not_read_data(tmp_path):
+    reads_data = "from data.assets import fetch\n"
+    root = write_tree(tmp_path, {"minilm/__init__.py": "", "minilm/hf/__init__.py": "", "minilm/hf/export.py": reads_data,
+                                 "minilm/viz/__init__.py": "", "minilm/viz/docs_figures.py": reads_data,
+                                 "data/__init__.py": "", "data/assets.py": ""})
+    [problem] = layering_problems(root)  # viz/ is imported by no library room: its named command may read data/
+    assert problem.startswith("minilm/hf/export.py:1 imports data/assets.py") and "__main__.py" in problem
+
+
+def test_the_service_may_not_read_data(tmp_path):
+    root = write_tree(tmp_path, {"minilm/__init__.py": "", "minilm/serve/__init__.py": "",
+                                 "minilm/serve/encode.py": "from data.finetune_data import FinetuneDataError\n",
+                                 "data/__init__.py": "", "data/finetune_data.py": ""})
+    [problem] = layering_problems(root)
+    assert problem.startswith("minilm/serve/encode.py:1 imports data/finetune_data.py")
 
 
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
