@@ -26,7 +26,7 @@ def main(argv=None) -> int:
 
     if args.command == "list":
         for number, exercise in enumerate(EXERCISES.values(), 1):
-            print(f"{number}. {exercise.name:<16} {exercise.path:<33} {exercise.about}")
+            print(f"{number:>2}. {exercise.name:<16} {exercise.path:<33} {exercise.about}")
         return 0
     names = list(EXERCISES) if args.name == "all" else [find(args.name).name]
     ok = True

@@ -12,9 +12,11 @@ from common.errors import UserError
 from .checking import Exercise, Failed
 from .checks_attention import ATTENTION, MASK, POST_LN, PRE_LN
 from .checks_bpe_lora import BPE, LORA
+from .checks_llama import GQA, RMSNORM, ROPE
 from .checks_objectives import LOSS, MLM, TOP_P
 
-EXERCISES: dict[str, Exercise] = {e.name: e for e in (ATTENTION, MASK, PRE_LN, POST_LN, LOSS, MLM, TOP_P, BPE, LORA)}
+EXERCISES: dict[str, Exercise] = {e.name: e for e in (ATTENTION, MASK, PRE_LN, POST_LN, LOSS, MLM, TOP_P, BPE, LORA,
+                                                      ROPE, RMSNORM, GQA)}
 
 
 @dataclass

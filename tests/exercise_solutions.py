@@ -6,12 +6,17 @@ tests/test_exercises.py runs every checker on these and expects every check to p
 
 from collections import Counter
 
+import torch
 import torch.nn as nn
 
-from minilm.model import MultiHeadAttention, TransformerConfig
+from minilm.model import LlamaConfig, MultiHeadAttention, TransformerConfig
 from minilm.model.attention import build_allowed_mask
+from minilm.model.llama import GroupedQueryAttention, RMSNorm
 from minilm.model.losses import mask_tokens as library_mask_tokens
 from minilm.model.losses import next_token_loss as library_next_token_loss
+from minilm.model.rope import RotaryEmbedding
+from minilm.model.rope import apply_rotary as library_apply_rotary
+from minilm.model.rope import rotate_half as library_rotate_half
 from minilm.model.sampling import _keep_top_p
 from minilm.peft.lora import LoRALinear
 from tokenizer.bpe import BPETokenizer
@@ -78,3 +83,33 @@ def lora_forward(x, weight, bias, lora_A, lora_B, alpha, r):
 
 def lora_merge(weight, lora_A, lora_B, alpha, r):
     return weight + _lora(weight, None, lora_A, lora_B, alpha, r).delta_weight()
+
+
+def rotate_half(x):
+    return library_rotate_half(x)
+
+
+def apply_rotary(x, positions, theta=10000.0):
+    cos, sin = RotaryEmbedding(x.size(-1), theta)(positions[None], x.dtype)  # (1, T, head_dim)
+    return library_apply_rotary(x, cos, sin)
+
+
+def rms_norm(x, weight, eps):
+    norm = RMSNorm(x.size(-1), eps).to(x.dtype)
+    with torch.no_grad():
+        norm.weight.copy_(weight)
+        return norm(x)
+
+
+def _gqa(n_head, n_kv_head, head_dim):
+    return GroupedQueryAttention(LlamaConfig(n_embd=n_head * head_dim, n_head=n_head, n_kv_head=n_kv_head))
+
+
+def share_kv(t, n_head):
+    return _gqa(n_head, t.size(1), t.size(-1))._share(t)
+
+
+def grouped_query_attention(q, k, v):
+    layer = _gqa(q.size(1), k.size(1), q.size(-1))
+    allowed = build_allowed_mask(q.size(2), k.size(2), True, None, q.device)
+    return layer._attention_probs(q, layer._share(k), allowed) @ layer._share(v)

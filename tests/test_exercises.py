@@ -120,6 +120,121 @@ def test_leftmost_first_bpe_and_unscaled_lora_are_named():
     assert "forgot the scaling alpha / r" in failures("lora", wrong(lora_forward=unscaled))
 
 
+def _rope_angles(positions, d, theta):
+    angle = positions[:, None].float() * theta ** (-torch.arange(0, d, 2).float() / d)  # (T, d/2)
+    return torch.cat([angle, angle], dim=-1)  # (T, d)
+
+
+def test_rope_on_neighbour_pairs_is_named():
+    def neighbours(x, positions, theta=10000.0):
+        d = x.size(-1)
+        angle = _rope_angles(positions, d, theta)[:, : d // 2]
+        a, b = x[..., 0::2], x[..., 1::2]
+        return torch.stack([a * angle.cos() - b * angle.sin(), b * angle.cos() + a * angle.sin()], -1).flatten(-2)
+    text = failures("rope", wrong(apply_rotary=neighbours))
+    assert "you turned neighbours (2i, 2i+1)" in text and "q·k depends only on the distance" not in text
+
+
+def test_rope_turned_the_wrong_way_and_rope_without_cos_are_named():
+    def backwards(x, positions, theta=10000.0):
+        angle = _rope_angles(positions, x.size(-1), theta)
+        return x * angle.cos() - solutions.rotate_half(x) * angle.sin()
+    assert "turned the wrong way (by -angle)" in failures("rope", wrong(apply_rotary=backwards))
+
+    def without_cos(x, positions, theta=10000.0):
+        return x + solutions.rotate_half(x) * _rope_angles(positions, x.size(-1), theta).sin()
+    text = failures("rope", wrong(apply_rotary=without_cos))
+    assert "forgot cos on x" in text and "q·k changed when both positions moved by 20" in text
+
+
+def test_a_rotate_half_that_negates_the_wrong_half_is_named():
+    def wrong_half(x):
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x2, -x1], dim=-1)
+    assert "rotate_half negated the wrong half" in failures("rope", wrong(rotate_half=wrong_half))
+
+
+def test_rope_that_ignores_the_positions_given_or_theta_is_named():
+    def counted(x, positions, theta=10000.0):
+        return solutions.apply_rotary(x, torch.arange(x.size(2)), theta)
+    assert "used 0 ... T-1 instead of the positions given" in failures("rope", wrong(apply_rotary=counted))
+
+    def fixed_theta(x, positions, theta=10000.0):
+        return solutions.apply_rotary(x, positions, 10000.0)
+    text = failures("rope", wrong(apply_rotary=fixed_theta))
+    assert "another theta: theta ignored" in text and "matches minilm/model/rope.py" not in text
+
+
+def test_rmsnorm_that_subtracts_the_mean_is_named_layernorm():
+    def layer_norm(x, weight, eps):
+        centred = x.float() - x.float().mean(-1, keepdim=True)
+        return weight * (centred * torch.rsqrt(centred.pow(2).mean(-1, keepdim=True) + eps)).to(x.dtype)
+    assert "subtracted the mean: that is LayerNorm" in failures("rmsnorm", wrong(rms_norm=layer_norm))
+
+
+def test_rmsnorm_without_eps_or_with_eps_outside_the_root_is_named():
+    def no_eps(x, weight, eps):
+        x32 = x.float()
+        return weight * (x32 * torch.rsqrt(x32.pow(2).mean(-1, keepdim=True))).to(x.dtype)
+    assert "a vector of zeros gives NaN (0 / 0)" in failures("rmsnorm", wrong(rms_norm=no_eps))
+
+    def eps_outside(x, weight, eps):
+        x32 = x.float()
+        return weight * (x32 / (x32.pow(2).mean(-1, keepdim=True).sqrt() + eps)).to(x.dtype)
+    assert "eps goes inside the square root" in failures("rmsnorm", wrong(rms_norm=eps_outside))
+
+
+def test_rmsnorm_computed_in_the_inputs_half_precision_is_named():
+    def in_low_precision(x, weight, eps):
+        return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+    text = failures("rmsnorm", wrong(rms_norm=in_low_precision))
+    assert "computed in float16: x² overflowed" in text and "normalised in bfloat16" in text
+    assert "matches minilm's RMSNorm" not in text  # in float32 it is right
+
+
+def test_rmsnorm_in_float32_with_its_operations_in_another_order_passes():
+    def reordered(x, weight, eps):
+        x32 = x.float()
+        return (weight.float() * x32 / torch.sqrt((x32 * x32).sum(-1, keepdim=True) / x.size(-1) + eps)).to(x.dtype)
+    assert check("rmsnorm", wrong(rms_norm=reordered)).passed
+
+
+def test_gqa_with_repeat_instead_of_repeat_interleave_is_named():
+    def tiled(t, n_head):
+        return t.repeat(1, n_head // t.size(1), 1, 1)
+    assert "you tiled the stack (repeat)" in failures("gqa", wrong(share_kv=tiled))
+
+    def tiled_attention(q, k, v):
+        return _attend(q, tiled(k, q.size(1)), tiled(v, q.size(1)))
+    assert "key/value heads tiled (repeat) instead of grouped" in failures("gqa", wrong(
+        grouped_query_attention=tiled_attention))
+
+
+def _attend(q, k, v, causal=True):
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.size(-1))
+    if causal:
+        scores = scores.masked_fill(~torch.ones(q.size(2), k.size(2), dtype=torch.bool).tril(), float("-inf"))
+    return scores.softmax(-1) @ v
+
+
+def test_gqa_that_shares_the_queries_is_named():
+    def fewer_query_heads(q, k, v):
+        return _attend(q[:, :: q.size(1) // k.size(1)], k, v)  # one query head per key/value head
+    assert "the output has 2 heads (n_kv_head)" in failures("gqa", wrong(grouped_query_attention=fewer_query_heads))
+
+    def shared_queries(q, k, v):
+        group = q.size(1) // k.size(1)
+        return fewer_query_heads(q, k, v).repeat_interleave(group, dim=1)
+    assert "the queries were shared" in failures("gqa", wrong(grouped_query_attention=shared_queries))
+
+
+def test_gqa_without_the_causal_mask_is_named():
+    def bidirectional(q, k, v):
+        group = q.size(1) // k.size(1)
+        return _attend(q, k.repeat_interleave(group, 1), v.repeat_interleave(group, 1), causal=False)
+    assert "no causal mask" in failures("gqa", wrong(grouped_query_attention=bidirectional))
+
+
 def test_a_crash_in_the_learners_code_is_one_line():
     text = failures("top_p", wrong(top_p_filter=lambda logits, top_p: logits[0]))
     assert "wrong shape of the filtered logits (expected (64, 50), got (50,))" in text
