@@ -38,7 +38,7 @@ def llama_config_from_hf(hf: dict, folder: Path | str = "config.json") -> LlamaC
         raise CheckpointError(f"{folder}: config.json {problem}")
     values = {field: hf.get(key, default) for key, field, default in LLAMA_CONFIG_KEYS}
     try:
-        config = LlamaConfig(**values, rope_theta=float(_rope(hf).get("rope_theta", DEFAULT_ROPE_THETA)))
+        config = LlamaConfig(**values, rope_theta=float(_rope_theta(hf)))
     except (TypeError, ValueError) as err:  # LlamaConfig's validation: e.g. heads that do not divide the width
         raise CheckpointError(f"{folder}: config.json describes no model minilm can build: {err}") from None
     head_dim = hf.get("head_dim")
@@ -49,20 +49,23 @@ def llama_config_from_hf(hf: dict, folder: Path | str = "config.json") -> LlamaC
     return config
 
 
-def _rope(hf: dict) -> dict:
-    """The rotary settings: rope_parameters (transformers 5), else rope_scaling and rope_theta (before it)."""
-    if isinstance(hf.get("rope_parameters"), dict):
-        return hf["rope_parameters"]
-    scaling = hf.get("rope_scaling") or {}
-    return {**scaling, "rope_theta": hf.get("rope_theta", DEFAULT_ROPE_THETA)}
+def _rope_theta(hf: dict) -> float:
+    """The rotary base: in rope_parameters (transformers 5), else top-level (before it)."""
+    parameters = hf.get("rope_parameters")
+    if isinstance(parameters, dict) and "rope_theta" in parameters:
+        return parameters["rope_theta"]
+    return hf.get("rope_theta", DEFAULT_ROPE_THETA)
 
 
 def _unsupported(hf: dict) -> str | None:
     """What in config.json minilm's Llama does not compute, said as the rest of an error; or None."""
-    rope_type = _rope(hf).get("rope_type", _rope(hf).get("type", "default"))
-    if rope_type != "default":
-        return (f"asks for rope scaling {rope_type!r} (rope_scaling / rope_parameters); minilm's rotary "
-                "embeddings are unscaled (rope_type 'default'), so its numbers would differ")
+    for key in ("rope_parameters", "rope_scaling"):  # transformers 5's name, and the name before it
+        settings = hf.get(key)
+        rope_type = settings.get("rope_type", settings.get("type", "default")) if isinstance(settings, dict) else \
+            "default"
+        if rope_type != "default":
+            return (f"asks for rope scaling {rope_type!r} ({key}); minilm's rotary embeddings are unscaled "
+                    "(rope_type 'default'), so its numbers would differ")
     for key in ("attention_bias", "mlp_bias"):
         if hf.get(key, False):
             return f"sets {key}=true; minilm's Llama has no biases, so it cannot hold these weights"
