@@ -153,17 +153,18 @@ def test_text_the_tokenizer_cannot_encode_is_refused(folders, tmp_path, capsys):
 def test_a_folder_in_the_way_of_the_page_is_refused(folders, tmp_path, capsys):
     argv = ["attention", "--ckpt", str(folders["gpt"]), "--text", "the cat", "-o", str(tmp_path)]
     assert run_command(main, argv) == 2
-    assert "cannot write the page" in capsys.readouterr().err
+    assert f"-o {tmp_path} is a folder" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("config_json, message", [(None, "not a model folder (no config.json)"),
                                                    ("{not json", "config.json")],
                          ids=["no checkpoint", "unreadable checkpoint"])
 def test_a_bad_checkpoint_is_refused_as_a_process(config_json, message, tmp_path):
+    (tmp_path / "ckpt").mkdir()
     if config_json is not None:
-        (tmp_path / "config.json").write_text(config_json)
-    result = subprocess.run([sys.executable, "-m", "minilm.viz", "attention", "--ckpt", str(tmp_path), "--text", "hi",
-                             "-o", str(tmp_path / "p.html")], capture_output=True, text=True, timeout=120)
+        (tmp_path / "ckpt" / "config.json").write_text(config_json)
+    result = subprocess.run([sys.executable, "-m", "minilm.viz", "attention", "--ckpt", str(tmp_path / "ckpt"), "--text",
+                             "hi", "-o", str(tmp_path / "p.html")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("error: ") and message in result.stderr and "Traceback" not in result.stderr
 

@@ -4,6 +4,9 @@
                                    [-o attention.html]
     python -m minilm.viz figures [--out docs/img] [--gpt DIR]     every picture of docs/img (docs_figures.py)
 
+Each writes only where common/output_guard.py allows: a page it wrote before (its generator tag) or a new
+file, a folder it wrote before (written_by.json) or a new one; --overwrite for anything else but an input.
+
 A command, not part of the library: it may use data/ (the asset cache for the standard GPT-2 vocabulary
 and for a fine-tuned checkpoint's base named by an alias); minilm/viz/attention_page.py does the work.
 """
@@ -13,12 +16,15 @@ import sys
 
 from common.atomic import write_text_atomic
 from common.errors import ConfigError, run_command
+from common.output_guard import FILE, guard_output
 from data.assets import BASE_MODELS, base_model_folder
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import open_model
 
 from . import docs_figures
-from .attention_page import attention_page_data, render_page
+from .attention_page import GENERATOR_TAG, attention_page_data, render_page
+
+ATTENTION = "python -m minilm.viz attention"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -49,11 +55,16 @@ def add_attention_parser(commands) -> None:
     parser.add_argument("--layer", type=int, default=0, help="the layer shown first, counted from 0 (default 0)")
     parser.add_argument("--head", type=head_number_or_all, default=0,
                         help="the head shown first, counted from 0, or all (default 0)")
-    parser.add_argument("-o", "--out", default="attention.html", help="the page to write (default attention.html)")
+    parser.add_argument("-o", "--out", default="attention.html", help="the page to write (default attention.html); "
+                        "a page this command wrote is replaced, any other file only with --overwrite")
+    parser.add_argument("--overwrite", action="store_true", help="replace an -o file this command did not write "
+                        "(never the --ckpt folder or a file in it)")
     parser.set_defaults(run=command_attention)
 
 
 def command_attention(args) -> None:
+    guard_output(args.out, "-o", ATTENTION, inputs={f"--ckpt {args.ckpt}": args.ckpt}, overwrite=args.overwrite,
+                 kind=FILE, tag=GENERATOR_TAG)
     # An alias (minilm-l6) is fetched into the asset cache, as finetune.py's --base does; open_model takes folders.
     folder = str(base_model_folder(args.ckpt)) if args.ckpt in BASE_MODELS else args.ckpt
     backbone, tokenizer = open_model(folder, "--ckpt", resolve_alias=base_model_folder,

@@ -21,6 +21,8 @@ from ..model import GPT
 
 TEMPLATE = Path(__file__).with_name("attention_page.html")
 DATA_MARKER = "/*ATTENTION_DATA*/"  # the template's placeholder for the JSON
+# In the template's <head>: it marks a page as this command's, which it may write again (common/output_guard.py)
+GENERATOR_TAG = '<meta name="generator" content="python -m minilm.viz attention">'
 DECIMALS = 4  # 1e-4 is far finer than a colour or an opacity can show, and keeps the file small
 
 
@@ -51,8 +53,8 @@ def _encode_gpt(tokenizer, text: str, text_b: str | None, block_size: int) -> En
 
 
 def _encode_bert(tokenizer, text: str, text_b: str | None, block_size: int) -> EncodedText:
-    # The input finetune.py gives a BERT (data/finetune_encode.py's encode_text, which a library module may
-    # not import): encode_plus, which cuts the longer segment first when the pair does not fit.
+    # The input finetune.py gives a BERT (as minilm/finetune/encode.py's encode_text builds it): encode_plus,
+    # which cuts the longer segment first when the pair does not fit.
     if text_b is not None and not text_b.strip():
         raise ConfigError("--text-b is empty; leave it out for a single text, or give the second sentence")
     if not hasattr(tokenizer, "encode_plus"):
@@ -154,8 +156,8 @@ def _prefix_note(backbone) -> str | None:
 def render_page(data: dict) -> str:
     """The template with data in its <script type="application/json"> element: one self-contained file."""
     template = TEMPLATE.read_text(encoding="utf-8")
-    if template.count(DATA_MARKER) != 1:
-        raise RuntimeError(f"{TEMPLATE} must hold {DATA_MARKER} exactly once")
+    if template.count(DATA_MARKER) != 1 or GENERATOR_TAG not in template:
+        raise RuntimeError(f"{TEMPLATE} must hold {DATA_MARKER} exactly once, and {GENERATOR_TAG}")
     return template.replace(DATA_MARKER, data_as_script_json(data))
 
 

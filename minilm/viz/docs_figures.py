@@ -5,6 +5,8 @@ What it draws with (nothing is downloaded but PyPI packages, see data/assets.py)
     cores) unless --gpt names a trained one; its attention on a line of a held-out play;
   - the real all-MiniLM-L6-v2 and its uncased vocabulary, on a sentence pair;
   - GPT-2's real BPE ranks; the presets of minilm/training/presets.py.
+--out is marked as this command's (written_by.json, common/output_guard.py), so drawing into it again needs
+no flag; a folder of other files needs --overwrite, and --out may never hold or lie inside --gpt.
 A command (it fetches assets and runs train_gpt.py), so tests/test_layering.py counts it with the others;
 the drawing itself is in model_figures.py, training_figures.py and tokenizer_figures.py.
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError
+from common.output_guard import guard_output, mark_output
 from data.assets import base_model_folder, cache_dir
 from data.shakespeare import shakespeare_splits
 from data.tokenizers import named_tokenizer
@@ -34,6 +37,7 @@ from . import model_figures, tokenizer_figures, training_figures
 REPO = Path(__file__).resolve().parents[2]
 SENTENCE_PAIR = ("The cat sat on the mat.", "It was very tired.")
 BPE_WORD, WORDPIECE_WORD = " tokenization", "unbelievably"
+COMMAND = "python -m minilm.viz figures"
 
 
 def draw_all(out: Path, gpt_run: Path, minilm_folder: Path) -> list[Path]:
@@ -132,9 +136,16 @@ def main(argv) -> None:
     parser.add_argument("--gpt", default=None, help="a train_gpt.py --config small out_dir to draw "
                                                     "(default: train one)")
     parser.add_argument("--gpt_steps", type=int, default=800, help="steps of the GPT trained without --gpt")
+    parser.add_argument("--overwrite", action="store_true", help="draw into a folder of other files (never one "
+                        "that holds --gpt); a folder this command drew into before needs no flag")
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    gpt_run = Path(args.gpt) if args.gpt else train_small_gpt(cache_dir() / "figures" / "gpt-small", args.gpt_steps)
+    gpt_run = Path(args.gpt) if args.gpt else cache_dir() / "figures" / "gpt-small"
+    gpt_label = f"--gpt {gpt_run}" if args.gpt else f"the GPT it trains in {gpt_run}"
+    mark_output(guard_output(args.out, "--out", COMMAND, inputs={gpt_label: gpt_run}, overwrite=args.overwrite),
+                COMMAND)
+    if not args.gpt:
+        train_small_gpt(gpt_run, args.gpt_steps)
     for path in draw_all(Path(args.out), gpt_run, base_model_folder("minilm-l6")):
         print(f"wrote {path}")
     print(f"figures: {time.perf_counter() - start:.0f} s")
