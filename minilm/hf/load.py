@@ -33,10 +33,11 @@ def from_pretrained(path, model_class=None):
 
     model_class says which to build: GPT, Llama, Bert, BertForMaskedLM, BertForPreTraining or
     ElectraDiscriminator. By default config.json decides, as transformers' AutoModel does (families.py,
-    ARCHITECTURES): gpt2 -> GPT; llama -> Llama; RobertaForMaskedLM, AlbertForMaskedLM, ElectraForMaskedLM -> BertForMaskedLM; BertForPreTraining,
-    AlbertForPreTraining -> BertForPreTraining; ElectraForPreTraining -> ElectraDiscriminator; any other
-    class of a BERT-style family -> Bert, the encoder. A Bert can be read from a folder with heads (they are
-    left out), and a model with heads from an encoder's folder (the heads start fresh, with a warning).
+    ARCHITECTURES): gpt2 -> GPT; llama -> Llama; RobertaForMaskedLM, AlbertForMaskedLM, ElectraForMaskedLM
+    -> BertForMaskedLM; BertForPreTraining, AlbertForPreTraining -> BertForPreTraining; ElectraForPreTraining
+    -> ElectraDiscriminator; any other class of a BERT-style family -> Bert, the encoder. A Bert can be read
+    from a folder with heads (they are left out), and a model with heads from an encoder's folder (the heads
+    start fresh, with a warning). (A GGUF file: minilm.from_pretrained, the package's, reads that too.)
     """
     folder = _existing_folder(path)
     hf_config = read_config(folder)

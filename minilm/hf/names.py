@@ -27,8 +27,9 @@ from .table_successors import ALBERT_HEAD_ROWS, ALBERT_ROWS, ELECTRA_DISCRIMINAT
 from .table_llama import LLAMA_HEAD_ROWS, LLAMA_ROWS
 
 # The one name table: a row per tensor, for both directions (docs/hf_weights.md shows it).
-NAME_TABLE = [*GPT2_ROWS, *LLAMA_ROWS, *LLAMA_HEAD_ROWS, *EMBEDDING_ROWS, *BERT_ROWS, *BERT_HEAD_ROWS, *DISTILBERT_ROWS, *ROBERTA_HEAD_ROWS,
-              *ALBERT_ROWS, *ALBERT_HEAD_ROWS, *ELECTRA_ROWS, *ELECTRA_DISCRIMINATOR_ROWS, *ELECTRA_GENERATOR_ROWS]
+NAME_TABLE = [*GPT2_ROWS, *LLAMA_ROWS, *LLAMA_HEAD_ROWS, *EMBEDDING_ROWS, *BERT_ROWS, *BERT_HEAD_ROWS,
+              *DISTILBERT_ROWS, *ROBERTA_HEAD_ROWS, *ALBERT_ROWS, *ALBERT_HEAD_ROWS, *ELECTRA_ROWS,
+              *ELECTRA_DISCRIMINATOR_ROWS, *ELECTRA_GENERATOR_ROWS]
 
 # Buffers some files carry that are not weights: GPT-2's causal mask (attn.bias) and masking
 # constant (attn.masked_bias), the BERT families' 0..511 position index, the rotary frequencies older
@@ -43,8 +44,8 @@ LEGACY_NAMES = {"cls.predictions.decoder.bias": "cls.predictions.bias", "lm_head
 # Parts a file may lack: then they keep their fresh initialisation, with a warning (as in transformers).
 OPTIONAL_PARTS = ("mlm_head", "nsp_head", "rtd_head", "pooler")
 # What save_pretrained puts in front of the backbone's names in a model with heads, per family.
-FILE_PREFIXES = {"gpt2": "transformer.", "llama": "model.", "bert": "bert.", "distilbert": "distilbert.", "roberta": "roberta.",
-                 "albert": "albert.", "electra": "electra."}
+FILE_PREFIXES = {"gpt2": "transformer.", "llama": "model.", "bert": "bert.", "distilbert": "distilbert.",
+                 "roberta": "roberta.", "albert": "albert.", "electra": "electra."}
 
 
 @dataclass(frozen=True)
