@@ -60,5 +60,5 @@ def test_the_figures_command_draws_every_picture_from_a_run_and_the_real_minilm(
     import train_gpt
     train_gpt.main(["--out_dir", str(tmp_path / "run"), *TINY_FLAGS])  # the plays, as the real figures use
     written = docs_figures.draw_all(tmp_path / "img", tmp_path / "run", base_model_folder("minilm-l6"))
-    assert len(written) == 13 and all(path.stat().st_size > 10_000 for path in written)
+    assert len(written) == 17 and all(path.stat().st_size > 10_000 for path in written)
     assert {path.name for path in written} == {path.name for path in (tmp_path / "img").iterdir()}

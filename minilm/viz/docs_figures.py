@@ -32,7 +32,7 @@ from minilm.training.checkpoint import load_checkpoint
 from minilm.training.presets import BERT_PRESETS, GPT_PRESETS
 from tokenizer import WordPieceTokenizer
 
-from . import model_figures, tokenizer_figures, training_figures
+from . import llama_figures, model_figures, tokenizer_figures, training_figures
 
 REPO = Path(__file__).resolve().parents[2]
 SENTENCE_PAIR = ("The cat sat on the mat.", "It was very tired.")
@@ -71,6 +71,8 @@ def draw_all(out: Path, gpt_run: Path, minilm_folder: Path) -> list[Path]:
         "GPT small (wpe)": gpt.wpe.weight.detach(), "all-MiniLM-L6-v2": bert.embeddings.position.weight.detach()})
     model_figures.plot_lora(target("lora.png"))
     model_figures.plot_gelu(target("gelu.png"))
+    for name, draw in llama_figures.FIGURES.items():  # RoPE, GQA, SwiGLU, RMSNorm (docs/llama.md)
+        draw(target(name))
     training_figures.plot_schedules(target("lr_schedules.png"), {"train_gpt.py": GPT_PRESETS,
                                                                  "train_bert.py": BERT_PRESETS},
                                     gpt_run / "metrics.jsonl", f"train_gpt.py --config small, {gpt_run.name}")
