@@ -14,7 +14,7 @@
     python finetune.py evaluate --ckpt out/a --ckpt out/b         # each checkpoint and the ensemble, held out
     python finetune.py --help                                     # every flag, with its default
 
-Reading path: this file reads the data (data/finetune_data.py, data/finetune_encode.py), loads the
+Reading path: this file reads the data (data/finetune_data.py, minilm/finetune/encode.py), loads the
 base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method
 (minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py).
 docs/finetuning.md explains the choices and gives the results; docs/applications.md the applications
@@ -33,7 +33,6 @@ from data.augment import AugmentConfig, make_augmenter
 from data.chatterbot import DERIVED_DATA
 from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
                                 read_tagging_file, subsample)
-from data.finetune_encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
 from data.ner_data import check_bio_tags, looks_like_bio, memorised_baseline
 from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
 from data.tokenizers import named_tokenizer
@@ -42,6 +41,7 @@ from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, wor
 from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
                                          load_trained_weights)
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
+from minilm.finetune.encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
 from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family, set_attention

@@ -38,7 +38,7 @@ from bench.bench_distill import latencies
 from data.prepare import lm_token_files, load_corpus
 from minilm.compress import (Int8Embedding, Int8Linear, compile_kernels, head_importance, least_important, prune_heads, prune_mlp, quantize_model,
                              set_compute, transformer_of)
-from minilm.compress.commands import (classification_task, classifier_loss, held_out_accuracy, open_checkpoint,
+from minilm.compress.__main__ import (classification_task, classifier_loss, held_out_accuracy, open_checkpoint,
                                       size_mb, training_batches)
 from minilm.compress.int8 import INT_MM, dequantize_rows, quantize_rows
 from minilm.training.checkpoint import model_state_dict

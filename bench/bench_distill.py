@@ -21,7 +21,7 @@ import torch
 
 from data.assets import ASSETS, base_model_folder, fetch
 from data.finetune_data import held_out_split, read_classification_file, subsample
-from data.finetune_encode import encode_text
+from minilm.finetune.encode import encode_text
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import load_finetuned
 from minilm.finetune.tasks import pad_batch

@@ -12,8 +12,9 @@ The same sentence twice is kept once; --transfer_examples N keeps a fixed sample
 
 from pathlib import Path
 
+from minilm.finetune.encode import encode_text
+
 from .finetune_data import FinetuneDataError, TextExample, read_classification_file, subsample
-from .finetune_encode import encode_text
 
 
 def read_transfer_texts(path, text_column: str = "text", max_texts: int = 0) -> list[str]:

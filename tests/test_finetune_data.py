@@ -6,7 +6,7 @@ import pytest
 
 from data.finetune_data import (FinetuneDataError, LabelMap, TaggedSentence, TextExample, held_out_split,
                                 read_classification_file, read_tagging_file)
-from data.finetune_encode import IGNORE_INDEX, encode_tagged_sentences, encode_text_examples
+from minilm.finetune.encode import IGNORE_INDEX, encode_tagged_sentences, encode_text_examples
 from finetune_fixtures import tiny_wordpiece
 
 

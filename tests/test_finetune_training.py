@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 import finetune
 from data.finetune_data import LabelMap, TextExample
-from data.finetune_encode import encode_text_examples
+from minilm.finetune.encode import encode_text_examples
 from common.errors import CheckpointError
 from finetune_fixtures import save_bert_base, sentiment_rows, tiny_bert, tiny_wordpiece, write_csv
 from minilm.finetune.checkpoints import FinetuneTrainer, trained_state_dict

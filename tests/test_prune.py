@@ -12,7 +12,7 @@ from compress_fixtures import finetuned_classifier
 from minilm import GPT, Bert, BertConfig, GPTConfig
 from minilm.compress import (build_model, gated_heads, head_importance, least_important, mlp_sparsity, model_record,
                              prune_heads, prune_mlp)
-from minilm.compress.commands import main as compress
+from minilm.compress.__main__ import main as compress
 from minilm.finetune.checkpoints import load_finetuned
 from minilm.training import resume
 from minilm.training.trainer import Task, TrainConfig, Trainer, seed_everything

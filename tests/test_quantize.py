@@ -18,7 +18,7 @@ from compress_fixtures import finetuned_classifier
 from minilm import GPT, GPTConfig
 from minilm.compress import Int8Embedding, Int8Linear, quantize_model, set_compute
 from minilm.compress import int8 as int8_math
-from minilm.compress.commands import main as compress
+from minilm.compress.__main__ import main as compress
 from minilm.finetune.checkpoints import load_base, load_finetuned
 from minilm.training.checkpoint import save_checkpoint
 
@@ -171,7 +171,8 @@ def test_a_quantized_model_cannot_be_a_base_to_fine_tune(quantized_gpt_folder):
 
 def test_the_command_never_replaces_a_checkpoint_without_overwrite(quantized_gpt_folder, tmp_path, capsys):
     assert run_command(compress, ["quantize", str(tmp_path / "gpt"), str(tmp_path / "int8")]) == 2
-    assert "already holds a checkpoint" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"OUT {tmp_path / 'int8'} is a checkpoint folder" in err and "--overwrite" in err
 
 
 @pytest.fixture(scope="module")

@@ -196,7 +196,7 @@ def test_waiting_requests_share_one_forward_pass_and_get_the_answers_they_get_al
 
 
 def test_an_int8_checkpoint_of_minilm_compress_serves_through_the_same_loaders(folders, models, tmp_path):
-    from minilm.compress.commands import main as compress
+    from minilm.compress.__main__ import main as compress
     int8 = compress(["quantize", folders["sentiment"], str(tmp_path / "int8"), "--evaluate", "false"])
     texts = ["the film was good", "the plot is very dull"]
     with serving({"int8": load_served_model("int8", str(int8)), "fp32": replace(models["sentiment"], name="fp32")}) \

@@ -7,10 +7,11 @@
     heads.py          head importance from gate gradients (Michel et al. 2019); physical head removal
     pruned.py         a pruned model's shape in config.json, rebuilt by the loaders before the weights
     mlp.py            magnitude pruning of the MLP weights with torch.nn.utils.prune
-    commands.py       python -m minilm.compress quantize | prune
+    __main__.py       python -m minilm.compress quantize | prune (the command)
 
-It imports only minilm/model and common (the command imports more), so that the checkpoint loaders
-(minilm/training, minilm/finetune) can rebuild a quantized or pruned model like any other.
+It imports only minilm/model and common, so that the checkpoint loaders (minilm/training, minilm/finetune)
+can rebuild a quantized or pruned model like any other; only the command, __main__.py, imports more (the
+loaders, and data/ for a classifier's examples), and nothing imports it.
 """
 
 from .heads import gated_heads, head_importance, least_important, prune_heads, transformer_of

@@ -26,7 +26,7 @@ HEAD_NAMES = ["classifier"]
 
 
 def backbone_family(backbone: nn.Module) -> str:
-    """"bert" or "gpt": how inputs are built for this backbone (see data/finetune_encode.py)."""
+    """"bert" or "gpt": how inputs are built for this backbone (see minilm/finetune/encode.py)."""
     if isinstance(backbone, Bert):
         return "bert"
     if isinstance(backbone, GPT):

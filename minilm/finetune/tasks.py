@@ -1,7 +1,7 @@
 """The fine-tuning Tasks for minilm/training/trainer.py: sequence classification, token tagging, and next-token
 prediction with a PEFT method (PeftLanguageModelTask).
 
-Examples arrive already encoded (data/finetune_encode.py): dicts of id lists plus "labels". A batch
+Examples arrive already encoded (minilm/finetune/encode.py): dicts of id lists plus "labels". A batch
 draws random examples (with replacement, from the trainer's generator, so a resumed run draws the
 same ones) and pads them on the right to the longest in the batch:
 

@@ -1,4 +1,4 @@
-"""A request's texts as model inputs, through the same encoders fine-tuning used (data/finetune_encode.py),
+"""A request's texts as model inputs, through the same encoders fine-tuning used (minilm/finetune/encode.py),
 each checked against the model's context: a text that does not fit is refused, or cut when truncating.
 
     classify, embed   encode_text      BERT: [CLS] text [SEP] (text_b [SEP]);  GPT: text (\\n text_b)
@@ -15,9 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from data.finetune_data import FinetuneDataError
-from data.finetune_encode import encode_text, encode_words
-
+from ..finetune.encode import EncodingError, encode_text, encode_words
 from .limits import RequestError, fit_prompt, too_long
 from .models import ServedModel
 
@@ -37,7 +35,7 @@ def text_inputs(served: ServedModel, text: str, text_b: str | None, truncate: bo
     def encode(max_length):
         try:
             return encode_text(served.tokenizer, served.family, text, text_b, max_length)
-        except (FinetuneDataError, ValueError) as err:  # e.g. no tokens, or a character the vocabulary lacks
+        except (EncodingError, ValueError) as err:  # e.g. no tokens, or a character the vocabulary lacks
             raise RequestError(422, field_name, f"{field_name}: {err}") from None
 
     inputs = encode(WHOLE)

@@ -49,7 +49,7 @@ class ServedModel:
 
     @property
     def family(self) -> str:
-        return backbone_family(self.core)  # "bert" or "gpt": how inputs are built (data/finetune_encode.py)
+        return backbone_family(self.core)  # "bert" or "gpt": how inputs are built (minilm/finetune/encode.py)
 
     @property
     def context(self) -> int:

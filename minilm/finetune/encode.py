@@ -7,9 +7,19 @@ Tagging, one label per word, put on a single sub-word and the others ignored (-1
     bert   [CLS] w1 w2 ... [SEP]   label on each word's FIRST sub-word: it sees the whole word anyway
     gpt    w1 " w2" ...            label on each word's LAST sub-word: causal attention means only
                                    the last piece has seen the whole word
+
+Library, not data preparation: fine-tuning (finetune.py), compression (python -m minilm.compress) and the
+service (minilm/serve/encode.py) all encode through it, so a text becomes the same ids everywhere. The
+examples come from data/finetune_data.py (TextExample, TaggedSentence, LabelMap), read here only through
+their fields (.text, .text_b, .label; .words, .tags) and LabelMap.id.
 """
 
-from .finetune_data import FinetuneDataError, LabelMap, TaggedSentence, TextExample
+from common.errors import DataError
+
+
+class EncodingError(DataError):
+    """A text that the backbone's tokenizer cannot turn into model inputs; the message says why."""
+
 
 IGNORE_INDEX = -100  # a position with this label is left out of the loss (minilm.losses uses the same)
 FAMILIES = ("bert", "gpt")
@@ -24,11 +34,11 @@ def encode_text(tokenizer, family: str, text: str, text_b: str | None, max_lengt
     ids = tokenizer.encode(text) + (tokenizer.encode("\n" + text_b) if text_b is not None else [])
     ids = ids[:max_length]
     if not ids:
-        raise FinetuneDataError(f"text {text!r} encodes to no tokens; a GPT classifier needs at least one")
+        raise EncodingError(f"text {text!r} encodes to no tokens; a GPT classifier needs at least one")
     return {"input_ids": ids, "token_type_ids": [0] * len(ids)}
 
 
-def encode_text_examples(examples: list[TextExample], tokenizer, family: str, label_map: LabelMap,
+def encode_text_examples(examples: list, tokenizer, family: str, label_map,
                          max_length: int, split: str) -> list[dict]:
     """Each example's inputs and its label id (an unknown label is an error naming the split)."""
     encoded = []
@@ -65,7 +75,7 @@ def encode_words(tokenizer, family: str, words: list[str], max_length: int) -> t
     return {"input_ids": ids, "token_type_ids": [0] * len(ids)}, positions
 
 
-def encode_tagged_sentences(sentences: list[TaggedSentence], tokenizer, family: str, label_map: LabelMap,
+def encode_tagged_sentences(sentences: list, tokenizer, family: str, label_map,
                             max_length: int, split: str) -> tuple[list[dict], int]:
     """Each sentence's inputs and per-token labels (IGNORE_INDEX off the labelled sub-words).
 
@@ -85,5 +95,5 @@ def encode_tagged_sentences(sentences: list[TaggedSentence], tokenizer, family: 
 
 def _require_bert_tokenizer(tokenizer) -> None:
     if not all(hasattr(tokenizer, name) for name in ("encode_plus", "cls_id", "sep_id", "unk_id")):
-        raise FinetuneDataError(f"a BERT backbone needs a WordPiece tokenizer with [CLS]/[SEP]; got "
+        raise EncodingError(f"a BERT backbone needs a WordPiece tokenizer with [CLS]/[SEP]; got "
                                 f"{type(tokenizer).__name__}; fine-tune a checkpoint that saved one")
