@@ -27,6 +27,7 @@ import yaml
 
 from common.atomic import write_text_atomic
 from common.errors import run_command
+from common.output_guard import FILE, guard_output
 
 from .assets import cache_dir, fetch
 from .finetune_data import FinetuneDataError
@@ -118,7 +119,10 @@ def main(argv=None) -> None:
                                      "chatterbot-corpus questions.")
     parser.add_argument("--language", default="english", help="a folder of the corpus (default english)")
     parser.add_argument("--qa_text", metavar="FILE", help="write Q:/A: lines for train_gpt.py --data FILE")
+    parser.add_argument("--overwrite", action="store_true", help="replace a --qa_text FILE that exists")
     args = parser.parse_args(argv)
+    if args.qa_text:  # a plain text file carries no marker: replacing one always takes --overwrite
+        guard_output(args.qa_text, "--qa_text", "python -m data.chatterbot", overwrite=args.overwrite, kind=FILE)
     questions = unique_questions(read_language(args.language))
     counts = Counter(q.category for q in questions)
     for category, count in counts.most_common():
