@@ -1,5 +1,8 @@
 """Encoding speed of minilm's pure-Python tokenizers against tiktoken and Hugging Face tokenizers (Rust).
 
+Families: GPT-2's BPE, BERT's WordPiece, and SmolLM2's BPE (read from its GGUF file; the HF reference runs the
+tokenizer.json minilm writes for it, which the tests show gives the same ids).
+
 The text is Shakespeare's 38 plays (the .md files under fetch("shakespeare-plays"), concatenated, ~5.3 MB).
 Each play is encoded as one string, by each tokenizer in turn, repetitions interleaved; the median MB/s
 (UTF-8 bytes per second) is reported, with the ratio minilm / reference (above 1.0: minilm is faster).
@@ -26,10 +29,11 @@ os.environ.setdefault("RAYON_NUM_THREADS", "1")  # HF tokenizers: one thread, li
 
 import tiktoken  # noqa: E402
 import tiktoken.load  # noqa: E402
+from tokenizers import Tokenizer  # noqa: E402
 from transformers import BertTokenizerFast, GPT2TokenizerFast  # noqa: E402
 
 from data.assets import fetch  # noqa: E402
-from tokenizer import BPETokenizer, WordPieceTokenizer  # noqa: E402
+from tokenizer import BPETokenizer, WordPieceTokenizer, tokenizer_from_gguf, write_transformers_tokenizer  # noqa: E402
 from tokenizer.byte_level import GPT2_PATTERN  # noqa: E402
 
 
@@ -56,6 +60,9 @@ def build_contenders(folder: str):
     hf_gpt2 = GPT2TokenizerFast(vocab=f"{folder}/vocab.json", merges=f"{folder}/merges.txt").backend_tokenizer
     vocab_txt = str(fetch("bert-uncased-vocab"))
     hf_bert = BertTokenizerFast(vocab=vocab_txt, do_lower_case=True).backend_tokenizer
+    smollm2 = tokenizer_from_gguf(fetch("smollm2-gguf"))
+    write_transformers_tokenizer(smollm2, f"{folder}/smollm2", model_max_length=8192)
+    hf_smollm2 = Tokenizer.from_file(f"{folder}/smollm2/tokenizer.json")
 
     def fresh_gpt2():
         gpt2.cache.clear()
@@ -64,11 +71,17 @@ def build_contenders(folder: str):
     def fresh_bert():
         return WordPieceTokenizer.from_vocab_file(vocab_txt).encode
 
+    def fresh_smollm2():
+        smollm2.cache.clear()
+        return smollm2.encode_ordinary
+
     return {
         "bpe": {"minilm": fresh_gpt2, "tiktoken": lambda: tik.encode_ordinary,
                 "hf tokenizers": lambda: lambda t: hf_gpt2.encode(t, add_special_tokens=False).ids},
         "wordpiece": {"minilm": fresh_bert,
                       "hf tokenizers": lambda: lambda t: hf_bert.encode(t, add_special_tokens=False).ids},
+        "smollm2": {"minilm": fresh_smollm2,
+                    "hf tokenizers": lambda: lambda t: hf_smollm2.encode(t, add_special_tokens=False).ids},
     }
 
 
