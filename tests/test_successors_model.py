@@ -1,6 +1,8 @@
 """BERT's successors on the shared blocks: RoBERTa's positions, ALBERT's factorised and shared weights,
 ELECTRA's generator and discriminator (minilm/model/bert.py, minilm/model/electra.py)."""
 
+import statistics
+
 import pytest
 import torch
 
@@ -285,5 +287,8 @@ def test_a_tiny_electra_overfits_a_batch():
         optimizer.zero_grad()
         out.loss.backward()
         optimizer.step()
-    assert losses[-1][0] < 0.25 * losses[0][0]
-    assert losses[-1][1] < 0.5 * losses[0][1]  # fresh samples every step: never all memorised
+    # The last 20 steps' mean: the generator's loss jumps from step to step (the detector's 50x larger gradient
+    # moves the embeddings they share), so a single step's value is a lottery (seeds 0-3: 0.18-0.22 x the first).
+    last_mlm, last_rtd = (statistics.mean(step[i] for step in losses[-20:]) for i in (0, 1))
+    assert last_mlm < 0.3 * losses[0][0]
+    assert last_rtd < 0.5 * losses[0][1]  # fresh samples every step: never all memorised
