@@ -10,17 +10,19 @@ import pytest
 import torch
 
 from common.errors import run_command
-from finetune_fixtures import VOCAB, save_gpt_base, tiny_bert
-from minilm import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig, save_pretrained
+from finetune_fixtures import VOCAB, save_base, save_gpt_base, tiny_bert
+from minilm import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig, Llama, LlamaConfig, save_pretrained
 from minilm.trace.__main__ import main
 from minilm.trace.recorder import ShapeTrace
+from tokenizer import CharTokenizer
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 # The line that makes each kind of step contains this text (the torch function's spelling in the code).
 OP_TEXT = {"add": "+", "transpose": "transpose", "div": "/", "softmax": "softmax", "matmul": "@",
-           "reshape": "reshape", "tanh": "tanh", "cross_entropy": "cross_entropy"}
+           "reshape": "reshape", "tanh": "tanh", "cross_entropy": "cross_entropy", "mul": "*", "cos": "cos",
+           "sin": "sin", "rsqrt": "rsqrt", "cat": "cat", "repeat_interleave": "repeat_interleave", "silu": "silu"}
 BLOCK_ORDER = ["q (q_proj)", "q by head", "k (k_proj)", "v (v_proj)", "scores q·kᵀ/√head_dim", "probs (softmax)",
                "probs @ v", "heads side by side", "attention out (out_proj)", "x + attention", "MLP in (fc_in)",
                "GELU", "MLP out (fc_out)", "x + MLP", "block output"]
@@ -29,6 +31,12 @@ BLOCK_ORDER = ["q (q_proj)", "q by head", "k (k_proj)", "v (v_proj)", "scores q�
 def tiny_gpt(attn_impl: str = "manual") -> GPT:
     torch.manual_seed(0)
     return GPT(GPTConfig(vocab_size=20, block_size=16, n_layer=2, n_head=2, n_embd=16, attn_impl=attn_impl)).eval()
+
+
+def tiny_llama() -> Llama:
+    torch.manual_seed(0)
+    return Llama(LlamaConfig(vocab_size=20, block_size=16, n_layer=2, n_head=4, n_kv_head=2, n_embd=16,
+                             n_inner=24)).eval()
 
 
 def tiny_pretraining_bert() -> BertForPreTraining:
@@ -53,6 +61,11 @@ def gpt_trace():
 
 
 @pytest.fixture(scope="module")
+def llama_trace():
+    return trace(tiny_llama(), targets=IDS)
+
+
+@pytest.fixture(scope="module")
 def bert_trace():
     return trace(tiny_pretraining_bert(), mlm_labels=LABELS)
 
@@ -63,8 +76,10 @@ def names(recorded: ShapeTrace, layer=None) -> list[str]:
 
 def expected_shape(dims: str, config) -> tuple[int, ...]:
     B, T = IDS.shape
+    n_kv_head = getattr(config, "kv_heads", config.n_head)
     sizes = {"B": B, "T": T, "T_k": T, "N": 1, "C": config.n_embd, "n_head": config.n_head,
-             "head_dim": config.head_dim, "mlp_width": config.mlp_width, "vocab_size": config.vocab_size}
+             "head_dim": config.head_dim, "mlp_width": config.mlp_width, "vocab_size": config.vocab_size,
+             "n_kv_head": n_kv_head, "C_kv": n_kv_head * config.head_dim, "head_dim/2": config.head_dim // 2}
     return tuple(int(d) if d.isdigit() else sizes[d] for d in dims.split(", ")) if dims else ()
 
 
@@ -107,7 +122,42 @@ def test_recorded_shapes_are_right_for_a_tiny_bert(bert_trace):
     assert shapes["MLM logits (decoder)"] == (1, 30)  # (N masked positions, vocab_size)
 
 
-@pytest.mark.parametrize("model", [tiny_gpt(), tiny_bert()], ids=["gpt", "bert"])
+LLAMA_BLOCK_ORDER = ["1 / rms(x) (rsqrt)", "ln_attn (RMSNorm)", "q (q_proj)", "q by head", "k (k_proj)", "k by head",
+                     "v (v_proj)", "v by head", "rotate_half(q)", "q turned (RoPE)", "rotate_half(k)", "k turned (RoPE)",
+                     "k shared by its query heads", "v shared by its query heads", "scores q·kᵀ/√head_dim",
+                     "probs (softmax)", "probs @ v", "heads side by side", "attention out (out_proj)",
+                     "x + attention", "1 / rms(x) (rsqrt)", "ln_mlp (RMSNorm)", "gate (gate_proj)", "silu(gate)",
+                     "up (up_proj)", "silu(gate) * up", "MLP out (down_proj)", "x + MLP", "block output"]
+
+
+def test_llama_steps_name_the_rotary_angles_rmsnorm_gqa_and_swiglu_in_the_order_the_code_runs(llama_trace):
+    order = names(llama_trace)
+    assert order[:4] == ["token embedding", "rotary angles position·θ_i", "rotary cos", "rotary sin"]
+    assert order[-4:] == ["1 / rms(x) (rsqrt)", "final RMSNorm (ln_f)", "logits (lm_head)", "loss (next token)"]
+    assert names(llama_trace, layer=0) == LLAMA_BLOCK_ORDER and names(llama_trace, layer=1) == LLAMA_BLOCK_ORDER
+
+
+def test_recorded_shapes_are_right_for_a_tiny_llama(llama_trace):
+    config = tiny_llama().config
+    for step in llama_trace.steps:
+        assert step.shape == expected_shape(step.dims, config), step.name
+    shapes = {step.name: step.shape for step in llama_trace.steps}
+    assert shapes["k (k_proj)"] == (1, 8, 8)  # (B, T, n_kv_head · head_dim): half of q's 16
+    assert shapes["k turned (RoPE)"] == (1, 2, 8, 4)  # (B, n_kv_head, T, head_dim)
+    assert shapes["k shared by its query heads"] == (1, 4, 8, 4)  # (B, n_head, T, head_dim)
+
+
+def test_the_llama_trace_records_what_rope_and_the_head_sharing_compute(llama_trace):
+    from minilm.model.rope import apply_rotary
+    block0 = {step.name: step.value for step in llama_trace.steps if step.layer == 0}
+    rotary = {step.name: step.value for step in llama_trace.steps if step.name.startswith("rotary")}
+    torch.testing.assert_close(block0["k turned (RoPE)"],
+                               apply_rotary(block0["k by head"], rotary["rotary cos"], rotary["rotary sin"]))
+    torch.testing.assert_close(block0["k shared by its query heads"],
+                               block0["k turned (RoPE)"].repeat_interleave(2, dim=1))
+
+
+@pytest.mark.parametrize("model", [tiny_gpt(), tiny_bert(), tiny_llama()], ids=["gpt", "bert", "llama"])
 def test_recorded_probs_equal_attention_maps(model):
     recorded = trace(model)
     probs = [step.value for step in recorded.steps if step.name == "probs (softmax)"]
@@ -117,9 +167,9 @@ def test_recorded_probs_equal_attention_maps(model):
         torch.testing.assert_close(recorded_probs, attention_map, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("which", ["gpt", "bert"])
-def test_each_where_names_a_model_line_that_makes_the_step(which, gpt_trace, bert_trace):
-    for step in (gpt_trace if which == "gpt" else bert_trace).steps:
+@pytest.mark.parametrize("which", ["gpt", "bert", "llama"])
+def test_each_where_names_a_model_line_that_makes_the_step(which, gpt_trace, bert_trace, llama_trace):
+    for step in {"gpt": gpt_trace, "bert": bert_trace, "llama": llama_trace}[which].steps:
         path, line = step.where.split(":")
         assert path.startswith("minilm/model/"), step
         text = (REPO / path).read_text().splitlines()[int(line) - 1]
@@ -148,6 +198,10 @@ def test_after_the_trace_the_model_has_no_hooks_and_the_same_outputs():
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("trace")
     save_gpt_base(root / "gpt")
+    chars = CharTokenizer.train("the film was good.\n")
+    torch.manual_seed(0)
+    save_base(root / "llama", Llama(LlamaConfig(vocab_size=chars.vocab_size, block_size=32, n_layer=2, n_head=4,
+                                                n_kv_head=2, n_embd=16)), chars)
     save_pretrained(tiny_bert(), root / "hf_bert")
     (root / "hf_bert" / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
     (root / "empty").mkdir()
@@ -160,7 +214,8 @@ def run(argv, capsys) -> tuple[int, str, str]:
     return status, out, err
 
 
-@pytest.mark.parametrize("argv", [["gpt", "--config", "small"], ["bert", "--config", "small"]], ids=["gpt", "bert"])
+@pytest.mark.parametrize("argv", [["gpt", "--config", "small"], ["bert", "--config", "small"],
+                                  ["llama", "--config", "small"]], ids=["gpt", "bert", "llama"])
 def test_the_command_prints_a_table_for_a_fresh_preset(argv, capsys):
     status, out, _ = run(argv, capsys)
     assert status == 0
@@ -173,6 +228,23 @@ def test_the_command_prints_a_table_for_a_folder(folder, folders, capsys):
     status, out, _ = run([folders / folder, "--layers", "2"], capsys)
     assert status == 0
     assert "block 1\n" in out and out.count("probs (softmax)") == 2
+
+
+def test_the_command_traces_a_llama_checkpoint_naming_rope_and_its_key_value_heads(folders, capsys):
+    status, out, _ = run([folders / "llama", "--text", "the film"], capsys)
+    assert status == 0
+    assert out.startswith("Llama (pre-norm RMSNorm, causal, RoPE, SwiGLU): 2 blocks, 4 heads sharing 2 key/value heads")
+    assert "n_kv_head=2" in out and "q turned (RoPE)" in out and "minilm/model/rope.py:" in out
+    assert "silu(gate) * up" in out and "minilm/model/llama.py:" in out
+
+
+@pytest.mark.slow
+def test_the_command_traces_smollm2_from_its_gguf(capsys):
+    status, out, _ = run(["smollm2", "--text", "What is 12 + 7?", "--layers", "0"], capsys)
+    assert status == 0
+    assert "30 blocks, 9 heads sharing 3 key/value heads, n_embd 576" in out
+    assert "'1' '2'" in out  # SmolLM2's tokenizer: one digit a token
+    assert "block 29 output" in out and ", 49152)" in out  # the logits: (B, T, vocab_size)
 
 
 def test_a_text_longer_than_block_size_is_cut_and_the_trace_says_so(folders, capsys):
@@ -190,10 +262,10 @@ def test_json_holds_every_step_of_every_block(folders, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["llama"], "llama: no such model or folder"),
+    (["qwen3"], "qwen3: no such model or folder"),
     (["{root}/empty"], "not a model folder"),
     (["gpt", "--config", "huge"], "--config huge: not a GPTConfig preset"),
-    (["{root}/gpt", "--config", "small"], "--config picks the preset of a fresh gpt or bert"),
+    (["{root}/gpt", "--config", "small"], "--config picks the preset of a fresh gpt, llama, bert"),
     (["gpt", "--text", ""], "--text is empty"),
     (["{root}/gpt", "--text", "Zebra"], "--text: character 'Z'"),
     (["gpt", "--layers", "5"], "--layers 5: this model has 4 blocks"),

@@ -3,10 +3,12 @@
 Each named step gets its shape, dtype, statistics and the line of minilm/model/ that produced it (docs/trace.md).
 
     python -m minilm.trace gpt --config small          a fresh GPT of a GPTConfig preset (random weights)
+    python -m minilm.trace llama --config small        a fresh Llama of a LlamaConfig preset (RoPE, GQA, SwiGLU)
     python -m minilm.trace bert --config small         a fresh BERT (BertForPreTraining) of a BertConfig preset
     python -m minilm.trace out/gpt-small/best          a minilm checkpoint, a run's out_dir, a finetune.py checkpoint
     python -m minilm.trace path/to/hf-folder           a Hugging Face GPT-2 or BERT folder
     python -m minilm.trace minilm-l6 --text "Hello"    a base model named by its alias (fetched on first use)
+    python -m minilm.trace smollm2                     a GGUF file, or SmolLM2's by its alias (fetched on first use)
     ... --layers 2 (blocks shown in full) --json (every step, for programs)
 """
 
@@ -17,29 +19,32 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError, MissingFileError, run_command
-from data.assets import BASE_MODELS, base_model_folder
+from data.assets import BASE_MODELS, GGUF_MODELS, base_model_folder, model_path
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import open_model
-from minilm.model import GPT, BertForPreTraining
+from minilm.gguf.load import is_gguf, load_gguf
+from minilm.model import GPT, BertForPreTraining, Llama
 from minilm.training.cli import parse_args
+from tokenizer.gguf_vocab import tokenizer_from_gguf
 
-from .inputs import DEFAULT_TEXT, fresh_model, make_input
+from .inputs import DEFAULT_TEXT, FRESH_MODELS, fresh_model, make_input
 from .recorder import ShapeTrace
 from .table import format_json, format_report
 
-FRESH = ("gpt", "bert")
+FRESH = tuple(FRESH_MODELS)  # gpt, llama, bert
+ALIASES = (*BASE_MODELS, *GGUF_MODELS)
 
 
 @dataclass
 class TraceOptions:
-    model: str = field(metadata={"nargs": None, "help": "gpt or bert (a fresh model of --config), a minilm "
+    model: str = field(metadata={"nargs": None, "help": "gpt, llama or bert (a fresh model of --config), a minilm "
                                  "checkpoint or run out_dir, a finetune.py checkpoint, a Hugging Face folder, "
-                                 f"or a base model alias ({', '.join(BASE_MODELS)})"})
-    config: str = field(default="small", metadata={"help": "the preset of a fresh gpt or bert"})
+                                 f"a .gguf file, or a model alias ({', '.join(ALIASES)})"})
+    config: str = field(default="small", metadata={"help": "the preset of a fresh gpt, llama or bert"})
     text: str | None = field(default=None, metadata={"help": f"the input (none: {DEFAULT_TEXT!r})"})
     layers: int = field(default=1, metadata={"help": "how many blocks to show in full (the rest: their output)"})
     json: bool = field(default=False, metadata={"help": "print every step as JSON instead of the table"})
-    seed: int = field(default=0, metadata={"help": "the random weights of a fresh gpt or bert"})
+    seed: int = field(default=0, metadata={"help": "the random weights of a fresh gpt, llama or bert"})
 
     def __post_init__(self):
         if self.text is not None and not self.text.strip():
@@ -78,23 +83,29 @@ def open_traced_model(options: TraceOptions, config_given: bool):
         model, tokenizer, notes = fresh_model(options.model, options.config, options.seed)
         return model, tokenizer, f"fresh {type(model).__name__}, --config {options.config}", notes
     if config_given:
-        raise ConfigError(f"--config picks the preset of a fresh gpt or bert; {options.model} brings its own config")
-    folder = options.model
-    if folder in BASE_MODELS:
-        folder = base_model_folder(folder)
-    elif not Path(folder).exists():
-        raise MissingFileError(f"{folder}: no such model or folder; give gpt or bert (a fresh model), a minilm "
-                               "checkpoint or run out_dir, a finetune.py checkpoint, a Hugging Face GPT-2 / BERT "
-                               f"folder, or one of {', '.join(BASE_MODELS)}")
-    model, tokenizer = open_model(str(folder), "the folder", resolve_alias=base_model_folder,
+        raise ConfigError(f"--config picks the preset of a fresh {', '.join(FRESH)}; {options.model} brings its "
+                          "own config")
+    if options.model not in ALIASES and not Path(options.model).exists():
+        raise MissingFileError(f"{options.model}: no such model or folder; give {', '.join(FRESH)} (a fresh model), "
+                               "a minilm checkpoint or run out_dir, a finetune.py checkpoint, a Hugging Face GPT-2 / "
+                               f"BERT folder, a .gguf file, or one of {', '.join(ALIASES)}")
+    path = model_path(options.model)  # an alias fetched into the asset cache on first use
+    if is_gguf(path):  # llama.cpp's one file: the model and its tokenizer (minilm/gguf/, tokenizer/gguf_vocab.py)
+        return load_gguf(path), tokenizer_from_gguf(path), options.model, []
+    model, tokenizer = open_model(str(path), "the folder", resolve_alias=base_model_folder,
                                   gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
     return model, tokenizer, options.model, []
 
 
 def describe(backbone) -> str:
     config = backbone.config
-    kind = "GPT (pre-LN, causal)" if isinstance(backbone, GPT) else "BERT (post-LN, bidirectional)"
-    return (f"{kind}: {config.n_layer} blocks, {config.n_head} heads, n_embd {config.n_embd}, "
+    heads = f"{config.n_head} heads"
+    if isinstance(backbone, Llama):
+        kind = "Llama (pre-norm RMSNorm, causal, RoPE, SwiGLU)"
+        heads += f" sharing {config.kv_heads} key/value heads"
+    else:
+        kind = "GPT (pre-LN, causal)" if isinstance(backbone, GPT) else "BERT (post-LN, bidirectional)"
+    return (f"{kind}: {config.n_layer} blocks, {heads}, n_embd {config.n_embd}, "
             f"block_size {config.block_size}, vocab_size {config.vocab_size}")
 
 

@@ -1,4 +1,4 @@
-"""The model and the one short input the shape trace runs: a fresh GPT or BERT of a library preset, with a
+"""The model and the one short input the shape trace runs: a fresh GPT, Llama or BERT of a library preset, with a
 tiny character vocabulary (a fresh model has no tokenizer of its own), and the text made into the keyword
 arguments of the model's forward, with the targets its loss needs."""
 
@@ -11,7 +11,7 @@ from common.errors import ConfigError
 from tokenizer import CharTokenizer, WordPieceTokenizer
 from tokenizer.wordpiece import SPECIAL_TOKENS
 
-from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig
+from ..model import GPT, Bert, BertConfig, BertForPreTraining, GPTConfig, Llama, LlamaConfig
 from ..model.losses import IGNORE_INDEX
 
 DEFAULT_TEXT = "To be, or not to be, that is the question."
@@ -27,10 +27,13 @@ class TraceInput:
     notes: list[str] = field(default_factory=list)  # what was chosen or changed, for the reader
 
 
+FRESH_MODELS = {"gpt": (GPTConfig, GPT), "llama": (LlamaConfig, Llama), "bert": (BertConfig, BertForPreTraining)}
+
+
 def fresh_model(family: str, preset: str, seed: int = 0):
-    """(a randomly initialised GPT or BertForPreTraining of GPTConfig / BertConfig.PRESETS[preset], in eval
-    mode, a tokenizer for it, notes). BERT comes with its pretraining heads, so the trace ends in a loss."""
-    config_cls, model_cls = (GPTConfig, GPT) if family == "gpt" else (BertConfig, BertForPreTraining)
+    """(a randomly initialised GPT, Llama or BertForPreTraining of its config's PRESETS[preset], in eval mode,
+    a tokenizer for it, notes). BERT comes with its pretraining heads, so the trace ends in a loss."""
+    config_cls, model_cls = FRESH_MODELS[family]
     if preset not in config_cls.PRESETS:
         raise ConfigError(f"--config {preset}: not a {config_cls.__name__} preset; choose one of "
                           f"{', '.join(config_cls.PRESETS)}")
@@ -44,16 +47,16 @@ def fresh_model(family: str, preset: str, seed: int = 0):
 
 
 def character_tokenizer(family: str):
-    """GPT: one id per character (newline + printable ASCII: the 96 ids of the small preset).
+    """GPT, Llama: one id per character (newline + printable ASCII: the 96 ids of the small presets).
     BERT: WordPiece with one piece per character ("t", and "##t" inside a word) after the 5 specials."""
-    if family == "gpt":
+    if family != "bert":
         return CharTokenizer(["\n", *PRINTABLE])
     pieces = [*SPECIAL_TOKENS.values(), *BERT_CHARS, *("##" + c for c in BERT_CHARS)]
     return WordPieceTokenizer(pieces, lowercase=True)
 
 
 def describe_vocabulary(family: str) -> str:
-    if family == "gpt":
+    if family != "bert":
         return "a character vocabulary (96 ids: newline and the printable ASCII characters)"
     return (f"a character-level WordPiece vocabulary ({len(SPECIAL_TOKENS) + 2 * len(BERT_CHARS)} ids: "
             "[PAD] [UNK] [CLS] [SEP] [MASK], each letter, digit and punctuation mark, and ##each)")
@@ -65,7 +68,7 @@ def make_input(model, tokenizer, text: str | None) -> TraceInput:
         return gpt_input(model, tokenizer, text)
     if isinstance(model, (Bert, BertForPreTraining)):
         return bert_input(model, tokenizer, text)
-    raise ConfigError(f"the shape trace reads a GPT or a Bert, not a {type(model).__name__}")
+    raise ConfigError(f"the shape trace reads a GPT, a Llama or a Bert, not a {type(model).__name__}")
 
 
 def gpt_input(model: GPT, tokenizer, text: str | None) -> TraceInput:

@@ -16,6 +16,9 @@ single line in minilm/model/ (the model has no trace-only branches: it cannot te
   (OP_STEPS)                                                             call; the tracer keeps those made
                                                                          from minilm/model/ that OP_STEPS names
 
+A Llama (LLAMA_MODULE_STEPS, LLAMA_OP_STEPS) adds the rotary angles, q and k turned, k and v shared by
+their query heads, SwiGLU's gate, and names its norms RMSNorm.
+
 The file:line of a step is read off the Python call stack: the innermost frame in minilm/model/.
 Attention runs written out (attn_impl "manual") for the trace, since the fused kernel (sdpa) never
 forms the scores and probabilities; the setting is put back afterwards, with the hooks removed.
@@ -31,7 +34,7 @@ from pathlib import Path
 import torch
 from torch.overrides import TorchFunctionMode
 
-from ..model import Block, MultiHeadAttention
+from ..model import Block, Llama, MultiHeadAttention
 from ..model import __file__ as model_init_file
 
 MODEL_DIR = Path(model_init_file).resolve().parent  # minilm/model/
@@ -39,6 +42,7 @@ REPO_ROOT = MODEL_DIR.parents[1]  # what file:line is written relative to
 TORCH_DIR = Path(torch.__file__).resolve().parent
 
 HEADS = "B, n_head, T, head_dim"  # q, k, v split into heads (minilm/model/attention.py _split_heads)
+KV_HEADS = "B, n_kv_head, T, head_dim"  # Llama's k and v: fewer heads than q (grouped-query attention)
 SCORES = "B, n_head, T, T_k"  # T_k keys: T, plus any cached ones (a prefix)
 
 # Module outputs: the module's name in model.named_modules() (any block's index written N) ->
@@ -80,12 +84,43 @@ OP_STEPS = {
     ("MultiHeadAttention._attention_probs", "div"): [("scores q·kᵀ/√head_dim", SCORES)],
     ("MultiHeadAttention._attention_probs", "softmax"): [("probs (softmax)", SCORES)],
     ("MultiHeadAttention._manual_attention", "matmul"): [("probs @ v", HEADS)],
-    ("MultiHeadAttention.forward", "reshape"): [("heads side by side", "B, T, C")],
+    ("MultiHeadAttention._attend", "reshape"): [("heads side by side", "B, T, C")],
     ("Block.forward", "add"): [("x + attention", "B, T, C"), ("x + MLP", "B, T, C")],
     ("Bert.forward", "tanh"): [("pooled (tanh)", "B, C")],
     ("next_token_loss", "cross_entropy"): [("loss (next token)", "")],
     ("mlm_loss", "cross_entropy"): [("loss (masked LM)", "")],
     ("nsp_loss", "cross_entropy"): [("loss (next sentence)", "")],
+}
+
+
+# Llama (minilm/model/llama.py, rope.py): the rows that differ from GPT-2's, and its own. k and v have
+# n_kv_head heads (C_kv = n_kv_head · head_dim features); the rotary angles are computed once, before the
+# blocks; q and k are turned inside every attention; the MLP is SwiGLU; every norm is an RMSNorm.
+LLAMA_MODULE_STEPS = {
+    **MODULE_STEPS,
+    "blocks.N.ln_attn": ("ln_attn (RMSNorm)", "B, T, C"),
+    "blocks.N.attn.k_proj": ("k (k_proj)", "B, T, C_kv"),
+    "blocks.N.attn.v_proj": ("v (v_proj)", "B, T, C_kv"),
+    "blocks.N.ln_mlp": ("ln_mlp (RMSNorm)", "B, T, C"),
+    "blocks.N.mlp.gate_proj": ("gate (gate_proj)", "B, T, mlp_width"),
+    "blocks.N.mlp.up_proj": ("up (up_proj)", "B, T, mlp_width"),
+    "blocks.N.mlp.down_proj": ("MLP out (down_proj)", "B, T, C"),
+    "ln_f": ("final RMSNorm (ln_f)", "B, T, C"),
+}
+LLAMA_OP_STEPS = {
+    **OP_STEPS,
+    ("RotaryEmbedding.forward", "mul"): [("rotary angles position·θ_i", "1, T, head_dim/2")],
+    ("RotaryEmbedding.forward", "cos"): [("rotary cos", "1, T, head_dim")],
+    ("RotaryEmbedding.forward", "sin"): [("rotary sin", "1, T, head_dim")],
+    ("RMSNorm.forward", "rsqrt"): [("1 / rms(x) (rsqrt)", "B, T, 1")],
+    ("MultiHeadAttention._split_heads", "transpose"): [("q by head", HEADS), ("k by head", KV_HEADS),
+                                                        ("v by head", KV_HEADS)],
+    ("rotate_half", "cat"): [("rotate_half(q)", HEADS), ("rotate_half(k)", KV_HEADS)],
+    ("apply_rotary", "add"): [("q turned (RoPE)", HEADS), ("k turned (RoPE)", KV_HEADS)],
+    ("GroupedQueryAttention._share", "repeat_interleave"): [("k shared by its query heads", HEADS),
+                                                            ("v shared by its query heads", HEADS)],
+    ("SwiGLU.forward", "silu"): [("silu(gate)", "B, T, mlp_width")],
+    ("SwiGLU.forward", "mul"): [("silu(gate) * up", "B, T, mlp_width")],
 }
 
 
@@ -121,6 +156,9 @@ class ShapeTrace:
         self._sdpa_modules: list[MultiHeadAttention] = []
         self._layer: int | None = None  # the block running now
         self._op_calls = Counter()  # (function, torch function) -> calls seen, to pick from OP_STEPS
+        llama = isinstance(model, Llama)
+        self._module_steps = LLAMA_MODULE_STEPS if llama else MODULE_STEPS
+        self._op_steps = LLAMA_OP_STEPS if llama else OP_STEPS
         self._mode = ModelArithmetic(self._record_op)
 
     def __enter__(self) -> "ShapeTrace":
@@ -148,9 +186,9 @@ class ShapeTrace:
     def _add_hooks(self) -> None:
         for name, module in self.model.named_modules():
             step_key, layer = module_key(name)
-            if step_key not in MODULE_STEPS:
+            if step_key not in self._module_steps:
                 continue
-            step_name, dims = MODULE_STEPS[step_key]
+            step_name, dims = self._module_steps[step_key]
             record = partial(self._record_module, name, step_name, dims)
             self._hook_handles.append(module.register_forward_hook(record))
             if isinstance(module, Block):  # so the steps inside it know which block they ran in
@@ -165,7 +203,7 @@ class ShapeTrace:
             self._layer = None  # the block output was its last step
 
     def _record_op(self, function: str, op: str, caller, result) -> None:
-        steps = OP_STEPS.get((function, op))
+        steps = self._op_steps.get((function, op))
         if steps is None:  # a call no step is named for: view, size, masked_fill, ...
             return
         step_name, dims = steps[self._op_calls[function, op] % len(steps)]

@@ -6,7 +6,7 @@ from .recorder import Step
 
 COLUMNS = ("step", "shape", "dims", "dtype", "mean", "std", "max|x|", "where")
 NUMERIC = {"mean", "std", "max|x|"}  # right-aligned
-LEGEND_ORDER = ("B", "T", "T_k", "N", "C", "n_head", "head_dim", "mlp_width", "vocab_size")
+LEGEND_ORDER = ("B", "T", "T_k", "N", "C", "C_kv", "n_head", "n_kv_head", "head_dim", "mlp_width", "vocab_size")
 
 
 def dim_sizes(steps: list[Step]) -> dict[str, int]:
