@@ -9,6 +9,8 @@ import matplotlib.pyplot as plt  # with no display, matplotlib draws to files (i
 import torch
 import torch.nn as nn
 
+from common.atomic import write_file_atomic
+
 from ..model import LlamaConfig, TransformerConfig
 from ..model.blocks import MLP
 from ..model.llama import GroupedQueryAttention, RMSNorm, SwiGLU
@@ -18,7 +20,8 @@ BLUE, ORANGE, GREEN, VERMILION, GREY = "#0072B2", "#E69F00", "#009E73", "#D55E00
 
 
 def _save(fig, path) -> None:
-    fig.savefig(path, dpi=110)
+    """The PNG written whole or not at all (common/atomic.py): a reader never finds half a picture."""
+    write_file_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
 
 
