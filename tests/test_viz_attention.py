@@ -11,11 +11,13 @@ import pytest
 import torch
 
 from common.errors import run_command
-from minilm import GPT, Bert, BertConfig, GPTConfig, save_pretrained
+from minilm import GPT, Bert, BertConfig, GPTConfig, Llama, LlamaConfig, save_pretrained
 from minilm.finetune.checkpoints import open_model
+from minilm.gguf import NAME_TABLE, load_gguf
 from minilm.viz.__main__ import main
 from tests.finetune_fixtures import VOCAB, save_base, tiny_wordpiece
 from tokenizer import BPETokenizer, CharTokenizer
+from tokenizer.byte_level import BYTE_TO_UNICODE
 
 GPT_TEXT = "the cat sat on the mat."
 BERT_TEXT, BERT_TEXT_B = "the film was good", "john lives in paris"
@@ -38,8 +40,39 @@ def folders(tmp_path_factory):
     hf_gpt2 = GPT(GPTConfig(vocab_size=bpe.vocab_size, block_size=32, n_layer=2, n_head=2, n_embd=16, init_std=0.3))
     save_pretrained(hf_gpt2, root / "hf-gpt2")
     bpe.save(root / "hf-gpt2")  # vocab.json + merges.txt, as a Hugging Face GPT-2 folder has them
+    llama = Llama(LlamaConfig(vocab_size=chars.vocab_size, block_size=16, n_layer=2, n_head=4, n_kv_head=2, n_embd=16,
+                              init_std=0.3))
     return {"gpt": save_base(root / "gpt", gpt, chars), "bert": save_base(root / "bert", bert, tiny_wordpiece()),
-            "hf-gpt2": root / "hf-gpt2"}
+            "hf-gpt2": root / "hf-gpt2", "llama": save_base(root / "llama", llama, chars),
+            "gguf": write_byte_level_gguf(root / "tiny.gguf")}
+
+
+def write_byte_level_gguf(path):
+    """A tiny Llama in GGUF (llama.cpp's one file) with a byte-level BPE in its metadata, as SmolLM2's is. The
+    q and k rows are stored in minilm's order, not llama.cpp's: the page is compared with what load_gguf gives."""
+    gguf = pytest.importorskip("gguf")
+    tokens = [*BYTE_TO_UNICODE.values(), "th", "the"]
+    torch.manual_seed(1)
+    config = LlamaConfig(vocab_size=len(tokens), block_size=32, n_layer=2, n_head=4, n_kv_head=1, n_embd=16,
+                         init_std=0.3, tie_word_embeddings=True)
+    writer = gguf.GGUFWriter(path, "llama")
+    for add, value in ((writer.add_context_length, config.block_size), (writer.add_embedding_length, config.n_embd),
+                       (writer.add_block_count, config.n_layer), (writer.add_feed_forward_length, config.mlp_width),
+                       (writer.add_head_count, config.n_head), (writer.add_head_count_kv, config.kv_heads),
+                       (writer.add_layer_norm_rms_eps, config.layer_norm_eps), (writer.add_tokenizer_model, "gpt2"),
+                       (writer.add_tokenizer_pre, "smollm"), (writer.add_token_list, tokens),
+                       (writer.add_token_types, [1] * len(tokens)), (writer.add_token_merges, ["t h", "th e"])):
+        add(value)
+    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # "blocks.{i}.…" -> "blk.{i}.…"
+    for name, tensor in Llama(config).state_dict().items():
+        if name != "lm_head.weight":  # tied: the file holds the embedding once
+            layer = next((part for part in name.split(".") if part.isdigit()), "")
+            writer.add_tensor(gguf_names[name.replace(f".{layer}.", ".{i}.", 1)].format(i=layer), tensor.numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
 
 
 def write_page(out, ckpt, *flags) -> dict:
@@ -60,15 +93,17 @@ def pages(folders, tmp_path_factory):
         "bert": (out / "bert.html", write_page(out / "bert.html", folders["bert"], "--text", BERT_TEXT,
                                                "--text-b", BERT_TEXT_B)),
         "hf-gpt2": (out / "hf.html", write_page(out / "hf.html", folders["hf-gpt2"], "--text", "the cat sat")),
+        "llama": (out / "llama.html", write_page(out / "llama.html", folders["llama"], "--text", GPT_TEXT)),
+        "gguf": (out / "gguf.html", write_page(out / "gguf.html", folders["gguf"], "--text", "the theme")),
     }
 
 
 # ---- the numbers ---------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("kind", ["gpt", "bert", "hf-gpt2"])
+@pytest.mark.parametrize("kind", ["gpt", "bert", "hf-gpt2", "llama", "gguf"])
 def test_embedded_weights_equal_attention_maps(kind, folders, pages):
     _, data = pages[kind]
-    backbone, _ = open_model(str(folders[kind]))
+    backbone = load_gguf(folders[kind]) if kind == "gguf" else open_model(str(folders[kind]))[0]
     ids = torch.tensor([data["token_ids"]])
     if data["segments"] is None:
         maps = backbone.attention_maps(ids)
@@ -87,12 +122,44 @@ def test_gpt_page_holds_zeros_above_the_diagonal(pages):
     assert data["causal"] and (weights[..., above] == 0).all() and (weights[..., ~above] > 0).all()
 
 
+@pytest.mark.parametrize("kind", ["llama", "gguf"])
+def test_a_llama_page_is_causal_and_each_row_sums_to_one(kind, pages):
+    _, data = pages[kind]
+    weights = torch.tensor(data["attention"], dtype=torch.float64)  # (n_layer, n_head, T, T)
+    above = torch.ones(weights.shape[-2:], dtype=torch.bool).triu(diagonal=1)
+    assert data["causal"] and (weights[..., above] == 0).all()
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1], dtype=torch.float64),
+                          atol=weights.size(-1) * 0.5e-4)  # each weight rounded to 4 decimals
+
+
 def test_bert_pair_page_marks_specials_and_segments(pages):
     _, data = pages["bert"]
     assert data["tokens"] == ["[CLS]", "the", "film", "was", "good", "[SEP]", "john", "lives", "in", "paris", "[SEP]"]
     assert data["segments"] == [0] * 6 + [1] * 5
     assert [i for i, special in enumerate(data["special"]) if special] == [0, 5, 10]
     assert not data["causal"]
+
+
+@pytest.mark.parametrize("kind, n_kv_head, group", [("llama", 2, 2), ("gguf", 1, 4)])
+def test_a_llama_page_says_which_query_heads_share_keys(kind, n_kv_head, group, pages):
+    _, data = pages[kind]
+    assert data["model"]["class"] == "Llama" and data["model"]["n_head"] == 4
+    assert (f"the 4 query heads share {n_kv_head} key/value heads, so heads 0-{group - 1} look with the same keys"
+            in " ".join(data["notes"]))
+
+
+def test_a_gguf_file_is_read_with_its_own_tokenizer(pages):
+    _, data = pages["gguf"]
+    assert data["tokens"] == ["the", " ", "the", "m", "e"]  # the file's two merges make "the", nothing else
+
+
+@pytest.mark.slow
+def test_smollm2_by_its_alias(tmp_path):
+    data = write_page(tmp_path / "smollm2.html", "smollm2", "--text", "The capital of France is Paris.")
+    assert data["model"] == {"kind": "gpt", "class": "Llama", "source": "smollm2", "n_layer": 30, "n_head": 9,
+                             "block_size": 8192}
+    assert "".join(data["tokens"]) == "The capital of France is Paris."
+    assert "the 9 query heads share 3 key/value heads" in data["notes"][0]
 
 
 def test_bpe_tokens_are_shown_as_the_text_of_each_id(pages):

@@ -17,9 +17,11 @@ import sys
 from common.atomic import write_text_atomic
 from common.errors import ConfigError, run_command
 from common.output_guard import FILE, guard_output
-from data.assets import BASE_MODELS, base_model_folder
+from data.assets import base_model_folder, model_path
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import open_model
+from minilm.gguf.load import is_gguf, load_gguf
+from tokenizer.gguf_vocab import tokenizer_from_gguf
 
 from . import docs_figures
 from .attention_page import GENERATOR_TAG, attention_page_data, render_page
@@ -48,8 +50,8 @@ def add_attention_parser(commands) -> None:
                                  description="Write one self-contained HTML page (no network: open it from "
                                              "disk) that draws the attention of every layer and head on a text.")
     parser.add_argument("--ckpt", required=True,
-                        help="a train_gpt.py / train_bert.py checkpoint or out_dir, a finetune.py checkpoint, "
-                             "a Hugging Face GPT-2 / BERT folder, or minilm-l6")
+                        help="a train_gpt.py / train_bert.py checkpoint or out_dir (GPT, Llama, BERT), a finetune.py "
+                             "checkpoint, a Hugging Face GPT-2 / BERT folder, a .gguf file, minilm-l6 or smollm2")
     parser.add_argument("--text", required=True, help="the text (a BERT's segment A)")
     parser.add_argument("--text-b", dest="text_b", default=None, help="a BERT's second segment; not for a GPT")
     parser.add_argument("--layer", type=int, default=0, help="the layer shown first, counted from 0 (default 0)")
@@ -65,10 +67,13 @@ def add_attention_parser(commands) -> None:
 def command_attention(args) -> None:
     guard_output(args.out, "-o", ATTENTION, inputs={f"--ckpt {args.ckpt}": args.ckpt}, overwrite=args.overwrite,
                  kind=FILE, tag=GENERATOR_TAG)
-    # An alias (minilm-l6) is fetched into the asset cache, as finetune.py's --base does; open_model takes folders.
-    folder = str(base_model_folder(args.ckpt)) if args.ckpt in BASE_MODELS else args.ckpt
-    backbone, tokenizer = open_model(folder, "--ckpt", resolve_alias=base_model_folder,
-                                     gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
+    # An alias (minilm-l6, smollm2) is fetched into the asset cache, as finetune.py's --base does.
+    path = model_path(args.ckpt)
+    if is_gguf(path):  # one file holds the model and its tokenizer (minilm/gguf/, tokenizer/gguf_vocab.py)
+        backbone, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
+    else:
+        backbone, tokenizer = open_model(str(path), "--ckpt", resolve_alias=base_model_folder,
+                                         gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
     data = attention_page_data(backbone, tokenizer, args.text, args.text_b, source=args.ckpt,
                                layer=args.layer, head=args.head)
     for note in data["notes"]:

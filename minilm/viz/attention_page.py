@@ -1,4 +1,4 @@
-"""The attention explorer: one HTML file that shows what every head of a GPT or BERT attends to.
+"""The attention explorer: one HTML file that shows what every head of a GPT, Llama or BERT attends to.
 
     python -m minilm.viz attention --ckpt DIR --text "..." [--text-b "..."] -o attention.html
 
@@ -127,7 +127,8 @@ def attention_page_data(backbone, tokenizer, text: str, text_b: str | None = Non
     check_first_view(layer, head, config.n_layer, config.n_head)
     encoded = encode_for_model(backbone, tokenizer, text, text_b)
     special = set(getattr(tokenizer, "special_ids", {}).values())
-    notes = [note for note in [truncation_note(encoded, config.block_size), _prefix_note(backbone)] if note]
+    notes = [note for note in [truncation_note(encoded, config.block_size), _prefix_note(backbone),
+                               _shared_heads_note(config)] if note]
     return {
         "model": {"kind": "gpt" if isinstance(backbone, GPT) else "bert", "class": type(backbone).__name__,
                   "source": source, "n_layer": config.n_layer, "n_head": config.n_head,
@@ -149,6 +150,17 @@ def _prefix_note(backbone) -> str | None:
     if not hasattr(backbone, "prefix_encoder"):
         return None
     return "this model is prefix-tuned; the maps leave its prefix out (attention among the text's tokens only)"
+
+
+def _shared_heads_note(config) -> str | None:
+    # Grouped-query attention (a Llama with n_kv_head < n_head): heads of one group attend with the same keys.
+    n_kv_head = getattr(config, "n_kv_head", None)
+    if n_kv_head is None or n_kv_head == config.n_head:
+        return None
+    group = config.n_head // n_kv_head
+    return (f"grouped-query attention: the {config.n_head} query heads share {n_kv_head} key/value heads, so heads "
+            f"0-{group - 1} look with the same keys (head h reads key/value head h // {group}), each with its own "
+            "queries")
 
 
 # ------------------------------------------------------------------------------------------ the page
