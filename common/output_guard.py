@@ -48,6 +48,8 @@ def guard_output(out, flag: str, command: str, *, inputs: dict | None = None, ov
     input, e.g. "CKPT out/gpt-small": its path}, None and paths that do not exist skipped; kind: FOLDER,
     FILE or RUN (a training run's out_dir, which --resume may continue); tag: text that every file this
     command writes holds (kind FILE), e.g. the generator <meta> of a page."""
+    if str(out) == "":  # Path("") is the current folder: never what a user meant
+        raise OutputRefused(f"{flag} is empty; name the {'file' if kind == FILE else 'folder'} to write")
     out = Path(out)
     _refuse_inputs(out, flag, inputs or {})
     if kind == RUN and resume:
@@ -85,7 +87,7 @@ def _refuse_inputs(out: Path, flag: str, inputs: dict) -> None:
     """Rule 1: never is, holds or lies inside an input, whatever the flags."""
     target = _real(out)
     for label, path in inputs.items():
-        if path is None or not Path(path).exists():
+        if path is None or str(path) == "" or not Path(path).exists():
             continue  # e.g. an asset's name, not a path: nothing on disk to lose
         source = _real(Path(path))
         relation = "is" if target == source else "holds" if source.is_relative_to(target) else \

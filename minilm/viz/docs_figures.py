@@ -20,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from common.atomic import write_file_atomic
 from common.errors import ConfigError
 from common.output_guard import guard_output, mark_output
 from data.assets import base_model_folder, cache_dir
@@ -76,7 +77,7 @@ def draw_all(out: Path, gpt_run: Path, minilm_folder: Path) -> list[Path]:
     training_figures.plot_schedules(target("lr_schedules.png"), {"train_gpt.py": GPT_PRESETS,
                                                                  "train_bert.py": BERT_PRESETS},
                                     gpt_run / "metrics.jsonl", f"train_gpt.py --config small, {gpt_run.name}")
-    shutil.copyfile(gpt_run / "metrics.png", target("gpt_small_metrics.png"))
+    write_file_atomic(target("gpt_small_metrics.png"), lambda tmp: shutil.copyfile(gpt_run / "metrics.png", tmp))
     draw_masking(target("bert_masking.png"), wordpiece)
     tokenizer_figures.plot_bpe_steps(target("bpe_merges.png"), named_tokenizer("gpt2"), BPE_WORD)
     tokenizer_figures.plot_wordpiece(target("wordpiece.png"), wordpiece, WORDPIECE_WORD)
