@@ -4,6 +4,8 @@
     python -m tokenizer encode --tokenizer out/ "Hello world"        # a saved tokenizer folder
     python -m tokenizer train --kind bpe --vocab_size 4096 corpus.txt out/
 
+train writes OUT only where common/output_guard.py allows: a new or empty folder, or one it trained into
+before (its written_by.json); --overwrite for any other folder, never one that is or holds the corpus.
 A command, not part of the library: it fetches the named vocabularies through data/tokenizers.py,
 which the library modules of tokenizer/ never import.
 """
@@ -13,9 +15,12 @@ import sys
 from pathlib import Path
 
 from common.errors import ConfigError, MissingFileError, run_command
+from common.output_guard import guard_output, mark_output
 from data.tokenizers import NAMED_VOCABULARIES, named_tokenizer
 
 from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
+
+TRAIN = "python -m tokenizer train"
 
 
 def pieces_of(tok, ids: list[int]) -> list[str]:
@@ -48,6 +53,7 @@ def command_encode(args) -> None:
 
 def command_train(args) -> None:
     corpus = Path(args.corpus)
+    guard_output(args.out, "OUT", TRAIN, inputs={f"the corpus {corpus}": corpus}, overwrite=args.overwrite)
     if not corpus.is_file():
         raise MissingFileError(f"{corpus}: no such file; pass a UTF-8 text file to train on")
     try:
@@ -55,6 +61,7 @@ def command_train(args) -> None:
     except UnicodeDecodeError as err:
         raise ConfigError(f"{corpus} is not UTF-8 text (byte {err.start}); convert it first") from None
     tok = build_tokenizer(args.kind, text=text, vocab_size=args.vocab_size)
+    mark_output(args.out, TRAIN)
     tok.save(args.out)
     print(f"trained {type(tok).__name__} with {tok.vocab_size} ids on {len(text):,} characters; saved to {args.out}")
 
@@ -76,7 +83,9 @@ def main(argv=None) -> None:
     train.add_argument("--kind", required=True, choices=TRAINABLE_KINDS)
     train.add_argument("--vocab_size", type=int, default=None, help="target vocabulary size (not for char)")
     train.add_argument("corpus", help="a UTF-8 text file")
-    train.add_argument("out", help="folder to save the tokenizer into")
+    train.add_argument("out", help="folder to save the tokenizer into: new or empty, or one this command wrote")
+    train.add_argument("--overwrite", action="store_true", help="save into a folder of other files, a checkpoint's "
+                       "tokenizer/ included (never one that holds the corpus)")
     train.set_defaults(run=command_train)
     args = parser.parse_args(argv)
     args.run(args)
