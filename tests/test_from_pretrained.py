@@ -11,9 +11,10 @@ from minilm.gguf import NAME_TABLE, load_gguf
 SHAPE = dict(vocab_size=40, block_size=32, n_layer=2, n_head=4, n_embd=16)
 
 
-def write_gguf(model: Llama, path):
+def write_gguf(model: Llama, path, more_metadata=lambda writer: None):
     """model's tensors under llama.cpp's names, with the llama.* keys minilm's loader reads (the q and k
-    rows are not reordered: this file tests which loader runs, not the numbers)."""
+    rows are not reordered: this file tests which loader runs, not the numbers); more_metadata(writer) may
+    add keys (a tokenizer's)."""
     gguf = pytest.importorskip("gguf")
     config, writer = model.config, gguf.GGUFWriter(path, "llama")
     writer.add_context_length(config.block_size)
@@ -24,6 +25,7 @@ def write_gguf(model: Llama, path):
     writer.add_head_count_kv(config.kv_heads)
     writer.add_rope_freq_base(config.rope_theta)
     writer.add_layer_norm_rms_eps(config.layer_norm_eps)
+    more_metadata(writer)
     names = {minilm: gguf_name for gguf_name, minilm, _ in NAME_TABLE}
     for name, tensor in model.state_dict().items():
         if name == "lm_head.weight" and config.tie_word_embeddings:

@@ -1,16 +1,22 @@
-"""`python -m minilm.hf.export CKPT OUT`: a train_gpt.py or train_bert.py checkpoint as a Hugging Face folder.
+"""`python -m minilm.hf.export CKPT OUT`: a train_gpt.py or train_bert.py checkpoint, or a GGUF file, as a
+Hugging Face folder.
 
     python -m minilm.hf.export out/gpt-small out/gpt-small-hf     # a run's out_dir means its best/
     python -m minilm.hf.export out/bert-small/ckpt out/bert-hf     # or name the checkpoint folder
+    python -m minilm.hf.export SmolLM2.gguf out/smollm2-hf         # a Llama GGUF: weights dequantized to float32
 
 What OUT holds (docs/hf_weights.md, "Export what you trained"):
     config.json, model.safetensors   save_pretrained, as the transformers class of the model's family:
-                                     GPT -> GPT2LMHeadModel; BertForPreTraining -> BertForPreTraining, or
+                                     GPT -> GPT2LMHeadModel; Llama -> LlamaForCausalLM (from a checkpoint of
+                                     train_gpt.py --architecture llama, or a GGUF file: minilm.gguf.load_gguf);
+                                     BertForPreTraining -> BertForPreTraining, or
                                      AlbertForPreTraining with share_layers; BertForMaskedLM -> RobertaForMaskedLM
                                      with positions_after_padding (else its family's); Electra -> its
                                      discriminator, as ElectraForPreTraining (the generator is left out)
     vocab.json, merges.txt           a bpe tokenizer, for GPT2Tokenizer        } and tokenizer_config.json
     vocab.txt                        a wordpiece tokenizer, for BertTokenizer  } (tokenizer/hf_files.py)
+    tokenizer.json                   a chat model's BPE (a GGUF's: roles and chat template in tokenizer_config.json),
+                                     for PreTrainedTokenizerFast, so AutoTokenizer and apply_chat_template work
     minilm_tokenizer/                char and sentencepiece, which transformers has no format for: minilm's
                                      own tokenizer files, copied as they are
 
@@ -32,12 +38,15 @@ from common.errors import CheckpointError, run_command
 from common.output_guard import guard_output
 from minilm.compress.quantize import is_quantized
 from minilm.hf import config_to_hf, save_pretrained
-from minilm.model import Electra
+from minilm.gguf import load_gguf
+from minilm.model import Electra, Llama
 from minilm.training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
-from tokenizer import load_tokenizer, transformers_format_problem, write_transformers_tokenizer
-from tokenizer.hf_files import GPT2_END_OF_TEXT, TRANSFORMERS_CLASSES
+from tokenizer import (load_tokenizer, tokenizer_from_gguf, transformers_class, transformers_format_problem,
+                       write_transformers_tokenizer)
+from tokenizer.hf_files import GPT2_END_OF_TEXT
 
-EXPORTABLE = ("GPT", "BertForPreTraining", "BertForMaskedLM", "Electra")  # what train_gpt.py and train_bert.py save
+# what train_gpt.py (--architecture gpt or llama) and train_bert.py save
+EXPORTABLE = ("GPT", "Llama", "BertForPreTraining", "BertForMaskedLM", "Electra")
 MODEL_FILES = ["config.json", "model.safetensors"]
 TOKENIZER_COPY = "minilm_tokenizer"
 COMMAND = "python -m minilm.hf.export"
@@ -71,8 +80,10 @@ def main(argv=None) -> None:
 
 
 def checkpoint_folder(spec: str) -> Path:
-    """The checkpoint CKPT names: the folder itself, or a run's out_dir (its best/)."""
+    """The checkpoint CKPT names: the folder itself, a run's out_dir (its best/), or a GGUF file."""
     folder = Path(spec)
+    if folder.is_file():
+        return folder  # a GGUF file (load_gguf says so if it is not one)
     if not folder.exists():
         raise CheckpointError(f"CKPT {spec}: no such folder; pass a train_gpt.py / train_bert.py checkpoint "
                               "(OUT_DIR/best or OUT_DIR/ckpt) or the run's OUT_DIR")
@@ -82,7 +93,10 @@ def checkpoint_folder(spec: str) -> Path:
 
 
 def load_pretraining_checkpoint(folder: Path):
-    """(model in eval mode, tokenizer) of a train_gpt.py / train_bert.py checkpoint; refuses the others."""
+    """(model in eval mode, tokenizer) of a train_gpt.py / train_bert.py checkpoint or a GGUF file; refuses the
+    others."""
+    if folder.is_file():
+        return load_gguf_file(folder)
     state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
     if is_quantized(config):  # its int8 numbers would be written as float weights, off by their scales
         raise CheckpointError(f"{folder} is quantized to int8 ({config['quantization'].get('method')}, by python -m "
@@ -93,12 +107,17 @@ def load_pretraining_checkpoint(folder: Path):
     model_class = config.get("model_class")
     if model_class not in EXPORTABLE:
         raise CheckpointError(f"{folder / CONFIG}: model_class {model_class!r} has no Hugging Face export; "
-                              "expected 'GPT' (train_gpt.py) or 'BertForPreTraining', 'BertForMaskedLM', 'Electra' "
-                              "(train_bert.py)")
+                              "expected 'GPT', 'Llama' (train_gpt.py) or 'BertForPreTraining', 'BertForMaskedLM', "
+                              "'Electra' (train_bert.py)")
     model = saved_model(folder, config, state_dict)
     if isinstance(model, Electra):  # the model to use after pretraining; the generator is thrown away
         model = model.discriminator
-    if not model.config.bias:  # save_pretrained refuses too, but only after the tokenizer files are written
+    # save_pretrained refuses both of these too, but only after the tokenizer files are written
+    if isinstance(model, Llama) and model.config.bias:
+        raise CheckpointError(f"{folder} was trained with bias=True (--bias true), but minilm writes Hugging Face "
+                              "Llama folders without biases (attention_bias and mlp_bias false), as Llama has "
+                              "none; train with --bias false (Llama's default) to export")
+    if not isinstance(model, Llama) and not model.config.bias:
         raise CheckpointError(f"{folder} was trained with bias=False (train_gpt.py --bias false: no bias in any "
                               "Linear or LayerNorm), but Hugging Face GPT-2 and BERT have a bias in every one, "
                               "so this model has no Hugging Face form; train with --bias true (the default) to export")
@@ -106,6 +125,17 @@ def load_pretraining_checkpoint(folder: Path):
         raise CheckpointError(f"{folder} has no tokenizer/ folder; train_gpt.py and train_bert.py save the "
                               "tokenizer there, and the export needs it")
     return model.eval(), load_tokenizer(folder / "tokenizer")
+
+
+def load_gguf_file(path: Path):
+    """(Llama in eval mode, tokenizer) of a GGUF file: the weights dequantized to float32, the tokenizer and
+    chat template from its metadata. Refused before anything is written when transformers cannot read the
+    tokenizer as minilm does (there are no minilm tokenizer files to copy instead)."""
+    model, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
+    problem = transformers_format_problem(tokenizer)
+    if problem is not None:
+        raise CheckpointError(f"{path}: its tokenizer has no transformers form ({problem}); nothing was written")
+    return model, tokenizer
 
 
 def is_merged_lm(config: dict) -> bool:
@@ -136,7 +166,7 @@ def export_tokenizer(tokenizer, source: Path, out: Path, model_max_length: int) 
     if problem is None:
         names = write_transformers_tokenizer(tokenizer, out, model_max_length)
         print(f"  {', '.join(names)}: the {tokenizer.kind} tokenizer, for transformers' "
-              f"{TRANSFORMERS_CLASSES[tokenizer.kind]}")
+              f"{transformers_class(tokenizer)}")
         return names
     names = copy_files(source, out / TOKENIZER_COPY)
     print(f"  no transformers tokenizer files for the {tokenizer.kind} tokenizer: {problem}")
@@ -156,12 +186,14 @@ def copy_files(source: Path, target: Path) -> list[str]:
 
 
 def add_special_token_ids(out: Path, tokenizer) -> None:
-    """Give a GPT-2 config.json the tokenizer's <|endoftext|> id (or none) as bos and eos: transformers'
-    GPT2Config defaults both to 50256, an id a small vocabulary does not have."""
+    """Give a GPT-2 or Llama config.json the tokenizer's bos and eos ids: a chat model's roles (its eos ends a
+    turn), else <|endoftext|> (or none) as both. transformers' defaults (GPT2Config 50256, LlamaConfig 1 and 2)
+    are ids a small vocabulary does not have, or has for something else."""
     config = json.loads((out / "config.json").read_text())
-    if config["model_type"] == "gpt2":
-        end_of_text = tokenizer.special_ids.get(GPT2_END_OF_TEXT)
-        config.update(bos_token_id=end_of_text, eos_token_id=end_of_text)
+    if config["model_type"] in ("gpt2", "llama"):
+        end_of_text, roles = tokenizer.special_ids.get(GPT2_END_OF_TEXT), getattr(tokenizer, "roles", {})
+        config.update(bos_token_id=roles.get("bos_token", end_of_text),
+                      eos_token_id=roles.get("eos_token", end_of_text))
         write_text_atomic(out / "config.json", json.dumps(config, indent=2) + "\n")
 
 
