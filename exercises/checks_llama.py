@@ -227,12 +227,14 @@ def _(m):
     got = m.rms_norm(x, weight, EPS)
     require_shape("rms_norm's output", got, x.shape)
     expected = library_rms_norm(x, weight)
-    if not torch.isfinite(got).all() or got.float().abs().max() < 1e-3:
+    finite = bool(torch.isfinite(got).all())
+    if not finite or got.float().abs().max() < 1e-3:
         raise Failed("computed in float16: x² overflowed (65,504 is the largest float16; here |x| reaches "
-                     f"{x.float().abs().max():.0f}) and the output is {'NaN or inf' if not torch.isfinite(got).all() else 0}; "
+                     f"{x.float().abs().max():.0f}) and the output is {0 if finite else 'NaN or inf'}; "
                      "compute in float32 (x.float()) and cast only the normalised result back")
-    if not close(got.float(), expected.float(), atol=1e-2):
-        raise Failed(f"in float16: differs from minilm's RMSNorm by up to {max_diff(got.float(), expected.float()):.3g}")
+    got, expected = got.float(), expected.float()
+    if not close(got, expected, atol=1e-2):
+        raise Failed(f"in float16: differs from minilm's RMSNorm by up to {max_diff(got, expected):.3g}")
 
 
 @RMSNORM.check("bfloat16 computed in float32")
@@ -251,7 +253,7 @@ def _(m):
     in_bf16 = weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + EPS))
     if (got == in_bf16).float().mean() > 1 - differ:  # nearer the bfloat16 computation than the float32 ones
         raise Failed(f"normalised in bfloat16: {differ:.0%} of the outputs differ from RMSNorm's, which squares and "
-                     "averages in float32 (bfloat16 keeps 3 significant digits); x.float() first, .to(x.dtype) "
+                     "averages in float32 (bfloat16 keeps about 3 significant digits); x.float() first, .to(x.dtype) "
                      "at the end")
     check_rms(got, x, weight, "in bfloat16")
     raise Failed(f"in bfloat16: {differ:.0%} of the outputs differ from RMSNorm's in the last bits; square and "

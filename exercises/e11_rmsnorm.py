@@ -15,7 +15,8 @@ def rms_norm(x, weight, eps):
     No mean is subtracted and there is no bias: that is all that differs from LayerNorm.
 
     Compute in float32 whatever x's dtype is, and return x's dtype: in float16, x² overflows once |x| > 256
-    (65,504 is the largest float16), and in bfloat16 the mean of squares keeps only 3 significant digits.
+    (65,504 is the largest float16), and in bfloat16 the mean of squares keeps only about 3 significant
+    digits.
     As minilm's RMSNorm (and transformers') does, cast the normalised x back to x's dtype before the
     multiplication by weight.
 

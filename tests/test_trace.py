@@ -123,11 +123,12 @@ def test_recorded_shapes_are_right_for_a_tiny_bert(bert_trace):
 
 
 LLAMA_BLOCK_ORDER = ["1 / rms(x) (rsqrt)", "ln_attn (RMSNorm)", "q (q_proj)", "q by head", "k (k_proj)", "k by head",
-                     "v (v_proj)", "v by head", "rotate_half(q)", "q turned (RoPE)", "rotate_half(k)", "k turned (RoPE)",
-                     "k shared by its query heads", "v shared by its query heads", "scores q·kᵀ/√head_dim",
-                     "probs (softmax)", "probs @ v", "heads side by side", "attention out (out_proj)",
-                     "x + attention", "1 / rms(x) (rsqrt)", "ln_mlp (RMSNorm)", "gate (gate_proj)", "silu(gate)",
-                     "up (up_proj)", "silu(gate) * up", "MLP out (down_proj)", "x + MLP", "block output"]
+                     "v (v_proj)", "v by head", "rotate_half(q)", "q turned (RoPE)", "rotate_half(k)",
+                     "k turned (RoPE)", "k shared by its query heads", "v shared by its query heads",
+                     "scores q·kᵀ/√head_dim", "probs (softmax)", "probs @ v", "heads side by side",
+                     "attention out (out_proj)", "x + attention", "1 / rms(x) (rsqrt)", "ln_mlp (RMSNorm)",
+                     "gate (gate_proj)", "silu(gate)", "up (up_proj)", "silu(gate) * up", "MLP out (down_proj)",
+                     "x + MLP", "block output"]
 
 
 def test_llama_steps_name_the_rotary_angles_rmsnorm_gqa_and_swiglu_in_the_order_the_code_runs(llama_trace):

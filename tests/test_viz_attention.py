@@ -63,7 +63,7 @@ def write_byte_level_gguf(path):
                        (writer.add_tokenizer_pre, "smollm"), (writer.add_token_list, tokens),
                        (writer.add_token_types, [1] * len(tokens)), (writer.add_token_merges, ["t h", "th e"])):
         add(value)
-    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # "blocks.{i}.…" -> "blk.{i}.…"
+    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # blocks.{i}.… -> blk.{i}.…
     for name, tensor in Llama(config).state_dict().items():
         if name != "lm_head.weight":  # tied: the file holds the embedding once
             layer = next((part for part in name.split(".") if part.isdigit()), "")
