@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from common.errors import CheckpointError, MissingFileError
+from common.finite import refuse_non_finite
 
 from .configs import config_from_hf, loader_hint
 from .families import ARCHITECTURES, FAMILIES, family_of, folder_architecture
@@ -158,16 +159,21 @@ def read_config(folder: Path) -> dict:
 
 
 def read_weights(folder: Path) -> dict[str, torch.Tensor]:
-    """model.safetensors if present, else pytorch_model.bin through torch.load(weights_only=True)."""
+    """model.safetensors if present, else pytorch_model.bin through torch.load(weights_only=True); refused if
+    a tensor holds nan or inf (common/finite.py)."""
     safetensors_path, pickle_path = folder / "model.safetensors", folder / "pytorch_model.bin"
     if safetensors_path.is_file():
         try:
-            return load_file(safetensors_path)
-        except SafetensorError as err:
+            tensors = load_file(safetensors_path)
+        except (SafetensorError, OSError) as err:
             raise CheckpointError(f"{safetensors_path} is not a readable safetensors file ({err}); it may be "
                                   "truncated or corrupt: download or save it again") from err
+        refuse_non_finite(tensors, safetensors_path)
+        return tensors
     if pickle_path.is_file():
-        return _read_pickle(pickle_path)
+        tensors = _read_pickle(pickle_path)
+        refuse_non_finite(tensors, pickle_path)
+        return tensors
     if any(folder.glob("*.index.json")):
         raise CheckpointError(f"{folder} holds a sharded checkpoint (*.index.json); minilm reads a single "
                               "model.safetensors or pytorch_model.bin: save it unsharded")
@@ -179,11 +185,15 @@ def _read_pickle(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
+        if "GLOBAL" not in str(err):  # torch names the global it refused; anything else is a damaged file
+            raise CheckpointError(f"{path} is not a readable PyTorch checkpoint: truncated, corrupt or not a "
+                                  "checkpoint at all; download or save it again") from None
         raise CheckpointError(
             f"{path}: torch.load(weights_only=True) refused it: the pickle holds objects other than tensors, "
             "and unpickling those could run code. Convert a file you trust to model.safetensors") from err
-    except (RuntimeError, EOFError) as err:
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}); it may be truncated") from err
+    except Exception as err:  # random bytes reach any corner of the unpickler: OSError, EOFError, IndexError...
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({type(err).__name__}: {err}): "
+                              "truncated, corrupt or not a checkpoint at all; download or save it again") from None
     if not isinstance(state, dict) or not all(isinstance(t, torch.Tensor) for t in state.values()):
         raise CheckpointError(f"{path} does not hold a flat dict of name -> tensor (a state_dict)")
     return state
