@@ -88,7 +88,7 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("tokenizer", ["train", "--kind", "magic", "{root}/text.txt", "{root}/tok"], "--kind"),
     ("parity", ["{root}/nowhere"], "nowhere is not a folder"),
     ("parity", ["{root}/hf_list"], "holds a JSON list"),
-    ("parity", ["{root}/llama"], "model_type 'llama'"),
+    ("parity", ["{root}/llama"], "config.json lacks vocab_size, hidden_size"),
     ("assets", ["no-such-asset"], "unknown asset 'no-such-asset'"),
 ]
 

@@ -29,6 +29,7 @@ LLAMA_CONFIG_KEYS = [
     ("tie_word_embeddings", "tie_word_embeddings", False),
 ]
 DEFAULT_ROPE_THETA = 10000.0
+SIZE_KEYS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size")
 
 
 def llama_config_from_hf(hf: dict, folder: Path | str = "config.json") -> LlamaConfig:
@@ -36,6 +37,10 @@ def llama_config_from_hf(hf: dict, folder: Path | str = "config.json") -> LlamaC
     problem = _unsupported(hf)
     if problem:
         raise CheckpointError(f"{folder}: config.json {problem}")
+    missing = [key for key in SIZE_KEYS if key not in hf]
+    if missing:  # transformers would default to Llama-7B's sizes: 28 GB of float32 for a file that forgot them
+        raise CheckpointError(f"{folder}: config.json lacks {', '.join(missing)}; a Llama's sizes must be written "
+                              "out (minilm does not default to Llama-7B's), so the file is incomplete")
     values = {field: hf.get(key, default) for key, field, default in LLAMA_CONFIG_KEYS}
     try:
         config = LlamaConfig(**values, rope_theta=float(_rope_theta(hf)))
