@@ -10,7 +10,7 @@ Reading path: load_gpt rebuilds the GPT from the folder's config.json and loads 
 feeding only the newest token through the model thanks to the KV cache.
 """
 
-import math
+import os
 import sys
 from dataclasses import dataclass, field
 
@@ -20,7 +20,9 @@ from common.errors import CheckpointError, ConfigError, run_command
 from minilm import GPT
 from minilm.training.checkpoint import load_checkpoint, resolve_checkpoint, saved_model
 from minilm.training.cli import parse_args
+from minilm.model.sampling import sampling_problem
 from minilm.training.distributed import resolve_device
+from minilm.training.train_config import device_problem
 from tokenizer import load_tokenizer
 
 
@@ -52,6 +54,7 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
     if not ids:
         raise ConfigError("--prompt encodes to no tokens; give it at least one character")
     device = next(model.parameters()).device
+    check_memory(model.config, len(ids), num_samples, max_new_tokens, device)
     prompts = torch.tensor([ids] * num_samples, device=device)  # (num_samples, T)
     generator = torch.Generator(device=device)
     if seed is None:
@@ -61,6 +64,25 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
     out = model.generate(prompts, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                          generator=generator)  # (num_samples, T + max_new_tokens)
     return [tokenizer.decode(row.tolist()) for row in out]
+
+
+def check_memory(config, prompt_tokens: int, num_samples: int, max_new_tokens: int, device) -> None:
+    """Refuse, before allocating anything, a batch of samples that cannot fit in memory: an allocation that
+    fails is a traceback, and one that just fits gets the process killed. The estimate, per sample in float32:
+    the KV cache at full context, one forward pass over the context (its logits, MLP and attention scores), and
+    the ids (int64, copied as they grow)."""
+    T, C = config.block_size, config.n_embd
+    per_sample = 4 * (2 * config.n_layer * T * C + T * (config.vocab_size + 4 * C) + config.n_head * T * T) \
+        + 2 * 8 * (prompt_tokens + max_new_tokens)
+    needed = num_samples * per_sample
+    if device.type == "cuda":
+        memory, where = torch.cuda.mem_get_info(device)[1], f"{device}'s"
+    else:
+        memory, where = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "this machine's"
+    if needed > memory:
+        raise ConfigError(f"--num_samples {num_samples} with --max_new_tokens {max_new_tokens} needs about "
+                          f"{needed / 1e9:,.1f} GB, more than {where} {memory / 1e9:,.1f} GB of memory; ask for "
+                          "fewer samples or tokens")
 
 
 @dataclass
@@ -80,12 +102,11 @@ class SampleConfig:
             raise ConfigError(f"--num_samples must be at least 1, got {self.num_samples}")
         if self.max_new_tokens < 0:
             raise ConfigError(f"--max_new_tokens must be >= 0, got {self.max_new_tokens}")
-        if not 0 <= self.temperature < math.inf:  # also refuses nan
-            raise ConfigError(f"--temperature must be a number >= 0 (0 is greedy), got {self.temperature}")
-        if self.top_k is not None and self.top_k < 1:
-            raise ConfigError(f"--top_k must be at least 1 (or none), got {self.top_k}")
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ConfigError(f"--top_p must be in (0, 1] (or none), got {self.top_p}")
+        problem = sampling_problem(self.temperature, self.top_k, self.top_p)  # the sampler's own rule
+        if problem is not None:
+            raise ConfigError(f"--{problem}")
+        if (problem := device_problem(self.device)) is not None:
+            raise ConfigError(problem)
 
 
 def main(argv=None) -> list[str]:

@@ -3,7 +3,8 @@
 A `UserError` is a mistake in what the user gave: a flag, a file, a folder. It is raised where the input
 enters, with a message that names the input and the way out, and every command (the scripts, each
 `python -m ...`) catches it in `run_command`, which prints `error: <message>` on stderr and exits with
-status 2, the status argparse uses for a bad command line. Anything else is a bug and keeps its traceback.
+status 2, the status argparse uses for a bad command line. So does an allocation that fails (sizes that
+cannot fit in memory, e.g. --n_embd 1000000). Anything else is a bug and keeps its traceback.
 """
 
 import sys
@@ -46,8 +47,21 @@ def run_command(main, argv=None) -> int:
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except (MemoryError, RuntimeError) as err:  # sizes that cannot be allocated (--n_embd 1000000) are a
+        if not is_out_of_memory(err):             # mistake too; any other RuntimeError is a bug
+            raise
+        what = (str(err).splitlines() or [type(err).__name__])[0][-200:]
+        print(f"error: out of memory ({what}); ask for less: a smaller model, batch, context or number of samples",
+              file=sys.stderr)
+        return EXIT_USER_ERROR
     except Terminated:
         return EXIT_TERMINATED
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     return result if isinstance(result, int) and not isinstance(result, bool) else 0
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """Python's MemoryError, torch's CPU allocator failing ("can't allocate memory") or CUDA's OutOfMemoryError."""
+    return (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in str(err))

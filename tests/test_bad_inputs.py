@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 import finetune
 import sample
@@ -60,6 +61,10 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("train_gpt", ["--n_layers", "2"], "unknown flag --n_layers"),
     ("train_gpt", ["--resume", "--out_dir", "{root}/folder"], "no checkpoint at"),
     ("train_gpt", ["--special_tokens", "maybe"], "--special_tokens must be one of"),
+    ("train_gpt", ["--device", "tpu"], "--device 'tpu': not a device"),
+    ("train_gpt", ["--data", "{root}/text.txt", "--out_dir", ""], "--out_dir is empty"),
+    ("train_gpt", ["--data", "{root}/text.txt", "--out_dir", "/proc/minilm-run"], "cannot be created"),
+    ("train_gpt", ["--data", "{root}/text.txt", "--out_dir", "{root}/file/run"], "file is a file, not a folder"),
     ("train_bert", ["--mlm_prob", "1.5"], "mlm_prob"),
     ("train_bert", ["--data", "{root}/one_document.txt"], "document"),
     ("train_bert", ["--max_seq_len", "4"], "max_seq_len"),
@@ -82,6 +87,9 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("sample", ["--ckpt", "{root}/no_weights"], "model.safetensors is missing"),
     ("sample", ["--ckpt", "{root}/gpt", "--prompt", "Zounds"], "--prompt"),
     ("sample", [], "--ckpt"),
+    ("sample", ["--ckpt", "{root}/gpt", "--device", "cuda:x"], "--device 'cuda:x'"),
+    ("sample", ["--ckpt", "{root}/gpt", "--num_samples", str(10**12)], "needs about"),
+    ("sample", ["--ckpt", "{root}/gpt", "--max_new_tokens", str(10**14)], "ask for fewer samples or tokens"),
     ("tokenizer", ["encode", "--tokenizer", "nope", "text"], "--tokenizer 'nope'"),
     ("tokenizer", ["train", "--kind", "bpe", "{root}/text.txt", "{root}/tok"], "vocab_size"),
     ("tokenizer", ["train", "--kind", "char", "{root}/nope.txt", "{root}/tok"], "nope.txt: no such file"),
@@ -104,12 +112,26 @@ def test_a_bad_input_gets_one_error_line_naming_it_and_exit_2(command, template,
     if command == "train_gpt" and "--data" not in argv and "--resume" not in argv:
         argv += ["--data", str(files / "text.txt")]
     if command in ("train_gpt", "train_bert"):
-        argv += [*FAST_GPT, "--out_dir", str(files / "runs" / command)] if "--out_dir" not in argv else FAST_GPT
+        fast = FAST_GPT[2:] if "--device" in argv else FAST_GPT  # FAST_GPT starts with --device cpu
+        argv += [*fast, "--out_dir", str(files / "runs" / command)] if "--out_dir" not in argv else fast
     status = run_command(COMMANDS[command], argv)
     captured = capsys.readouterr()
     assert status == 2, captured.out[-2000:] + captured.err[-2000:]
     assert captured.err.startswith("error: ") and "Traceback" not in captured.err
     assert named in captured.err
+
+
+@pytest.mark.parametrize("failure", [lambda: torch.empty(1 << 62, dtype=torch.uint8),  # more than any address space
+                                     lambda: bytearray(1 << 62)], ids=["torch", "python"])
+def test_an_allocation_that_fails_is_an_out_of_memory_error_line(failure, capsys):
+    assert run_command(lambda argv: failure()) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: out of memory") and "ask for less" in err
+
+
+def test_any_other_runtime_error_keeps_its_traceback():
+    with pytest.raises(RuntimeError, match="a bug"):
+        run_command(lambda argv: (_ for _ in ()).throw(RuntimeError("a bug")))
 
 
 def test_data_assets_help_lists_the_assets_and_exits_0():

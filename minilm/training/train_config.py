@@ -20,7 +20,8 @@ def _help(default, help_text):
 
 @dataclass
 class TrainConfig:
-    out_dir: str = _help("out/run", "folder for checkpoints, metrics and plots")
+    out_dir: str = field(default="out/run", metadata={"help": "folder for checkpoints, metrics and plots",
+                                                      "output": True})  # checked by the CLI (cli.py)
     max_iters: int = _help(2000, "optimizer steps")
     batch_size: int = _help(12, "sequences per micro-batch, per process")
     grad_accum_steps: int = _help(1, "micro-batches summed into one optimizer step")
@@ -64,5 +65,24 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
         if self.dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {', '.join(DTYPES)}; got {self.dtype!r}")
+        if (problem := device_problem(self.device)) is not None:
+            raise ConfigError(problem)
         if self.resume and self.overwrite:
             raise ConfigError("--resume continues the run in out_dir and --overwrite replaces it: pass one of them")
+
+
+def device_problem(name: str) -> str | None:
+    """Why `--device name` cannot work, or None; checked where the flag enters, since torch itself only
+    complains at the first tensor moved there ("auto" and a device this machine lacks: resolve_device)."""
+    if name == "auto":
+        return None
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        return f"--device {name!r}: not a device minilm runs on; use auto, cpu, cuda, cuda:N or mps"
+    count = torch.cuda.device_count() if device.type == "cuda" else 0
+    if count and (device.index or 0) >= count:
+        return f"--device {name}: this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+    return None
