@@ -20,6 +20,7 @@ from safetensors.torch import load_file, save_file
 
 from common.atomic import replace_folder_atomic
 from common.errors import CheckpointError
+from common.finite import refuse_non_finite
 
 from ..compress.pruned import build_model
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
@@ -99,6 +100,7 @@ def load_checkpoint(folder, with_train_state: bool = True):
     except (SafetensorError, OSError) as err:
         raise CheckpointError(f"{folder / WEIGHTS} is corrupt or truncated ({err}); delete the folder "
                               "or resume from another checkpoint") from None
+    refuse_non_finite(state_dict, folder / WEIGHTS)
     train_state = None
     if with_train_state:
         if not (folder / TRAIN_STATE).exists():
