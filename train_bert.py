@@ -215,7 +215,7 @@ def resumed_configs(configs: dict, requested: str) -> tuple:
     train_cfg = replace(train_cfg, **kept)
     model_cfg = resumed_model_config(configs["model"], saved, given)
     toy_cfg = resume.resumed_config(configs["toy"], saved.get("toy", {}), given, set())
-    tokenizer = load_tokenizer(Path(train_cfg.out_dir) / "ckpt" / "tokenizer")
+    tokenizer = load_tokenizer(resume.checkpoint_to_resume(train_cfg.out_dir) / "tokenizer")
     return saved, model_cfg, train_cfg, data_cfg, toy_cfg, tokenizer
 
 

@@ -17,7 +17,6 @@ which calls GPT.forward.
 import argparse
 import sys
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 import torch
 
@@ -113,7 +112,7 @@ def main(argv=None):
     with main_process_first(dist):
         texts = load_corpus(data_cfg.data, data_cfg.val_fraction, model_cfg.block_size)
         if saved is not None:
-            tokenizer = load_tokenizer(Path(train_cfg.out_dir) / "ckpt" / "tokenizer")
+            tokenizer = load_tokenizer(resume.checkpoint_to_resume(train_cfg.out_dir) / "tokenizer")
             resume.note_changed_text(saved, resume.text_fingerprint(texts))
         else:
             tokenizer = lm_tokenizer(data_cfg.tokenizer, data_cfg.tokenizer_vocab_size, texts)

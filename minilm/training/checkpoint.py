@@ -8,10 +8,13 @@
 
 A checkpoint is written to a temporary folder first and then swapped in with renames
 (common/atomic.py), so a crash part-way leaves the previous checkpoint readable (as `ckpt`, or as
-`ckpt.old` for the instant between the two renames, which `resolve_checkpoint` also accepts).
+`ckpt.old` for the instant between the two renames, which `resolve_checkpoint` and
+`checkpoint_to_resume` also accept).
 """
 
 import json
+import os
+import re
 from pathlib import Path
 
 import torch
@@ -57,29 +60,69 @@ def model_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
 def save_checkpoint(folder, model, config: dict, train_state: dict | None = None, write_extra=None) -> Path:
     """Write model weights, config and training state to `folder`, atomically.
 
-    write_extra(tmp_folder), if given, adds files (e.g. the tokenizer) before the swap.
+    write_extra(tmp_folder), if given, adds files (e.g. the tokenizer) before the swap. A full disk raises
+    OSError(ENOSPC) whichever file it hits (see _save_weights and _save_train_state).
     """
     def write(tmp: Path) -> None:
-        save_file(model_state_dict(model), tmp / WEIGHTS)
+        _save_weights(model_state_dict(model), tmp / WEIGHTS)
         (tmp / CONFIG).write_text(json.dumps(config, indent=2))
         if train_state is not None:
-            torch.save(train_state, tmp / TRAIN_STATE)
+            _save_train_state(train_state, tmp / TRAIN_STATE)
         if write_extra is not None:
             write_extra(tmp)
 
     return replace_folder_atomic(folder, write)
 
 
-def resolve_checkpoint(folder) -> Path:
-    """The folder to read: `folder`, or `folder.old` if a swap was interrupted between its renames."""
+def _save_weights(state_dict: dict[str, torch.Tensor], path: Path) -> None:
+    """safetensors' save_file, whose I/O failures come back as the OSError they are: safetensors reports
+    them as SafetensorError("... No space left on device (os error 28)")."""
+    try:
+        save_file(state_dict, path)
+    except SafetensorError as err:
+        code = re.search(r"\(os error (\d+)\)", str(err))
+        if code is None:
+            raise
+        raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from err
+
+
+def _save_train_state(train_state: dict, path: Path) -> None:
+    """torch.save through a Python file: a full disk then raises OSError(ENOSPC) like any other write.
+    Given a path, torch writes from C++ and reports it as RuntimeError("[enforce fail at
+    inline_container.cc:...] . unexpected pos ..."); so does its archive writer when it closes after a
+    failed write, and then the OSError is that RuntimeError's context."""
+    with open(path, "wb") as f:
+        try:
+            torch.save(train_state, f)
+        except RuntimeError as err:
+            if isinstance(err.__context__, OSError):
+                raise err.__context__ from None
+            raise
+
+
+def resolve_checkpoint(folder, needs: tuple[str, ...] = (CONFIG, WEIGHTS)) -> Path:
+    """The folder to read: `folder` when it holds the files `needs` names, else `folder.old` when that does.
+
+    A save swaps a new folder in with two renames (folder -> folder.old, new -> folder, common/atomic.py),
+    so a crash between them leaves only folder.old, the previous checkpoint, whole. A folder with a config
+    but not all of `needs`, and no whole .old beside it, is returned as it is: the loader names what is missing.
+    """
     folder = Path(folder)
+    old = folder.with_name(folder.name + ".old")
+    for candidate in (folder, old):
+        if all((candidate / name).is_file() for name in needs):
+            return candidate
     if (folder / CONFIG).exists():
         return folder
-    old = folder.with_name(folder.name + ".old")
-    if (old / CONFIG).exists():
-        return old
     raise CheckpointError(f"no checkpoint at {folder} (expected {CONFIG} and {WEIGHTS} inside); "
                           "check the path, or train first")
+
+
+def checkpoint_to_resume(out_dir) -> Path:
+    """The checkpoint a --resume continues from: out_dir/ckpt, or out_dir/ckpt.old when a crash between
+    the two renames of a save left only that. Every reader of a resumed run (the configs, the tokenizer,
+    the weights and training state) goes through here, so all of them read the same folder."""
+    return resolve_checkpoint(Path(out_dir) / "ckpt", needs=(CONFIG, WEIGHTS, TRAIN_STATE))
 
 
 def load_checkpoint(folder, with_train_state: bool = True):

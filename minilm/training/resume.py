@@ -5,7 +5,8 @@ flags and data would silently change them when a default, a preset or the corpus
 vocabulary of the same size but other characters remaps every id). So a resumed run reads the
 checkpoint's config.json and:
 
-  - takes every model field from it, and the tokenizer from ckpt/tokenizer/;
+  - takes every model field from it, and the tokenizer from its tokenizer/ folder (the checkpoint is
+    ckpt/, or ckpt.old/ after a crash between the two renames of a save: checkpoint_to_resume);
   - refuses a flag given on the command line that disagrees with the checkpoint in a way that changes
     the weights or the ids, printing the checkpoint's value of each such field;
   - lets through what a run may change when it continues: the training flags (--lr, --max_iters, ...),
@@ -14,11 +15,10 @@ checkpoint's config.json and:
 
 import hashlib
 from dataclasses import fields, replace
-from pathlib import Path
 
 from common.errors import CheckpointError, ConfigError
 
-from .checkpoint import load_checkpoint, resolve_checkpoint
+from .checkpoint import checkpoint_to_resume, load_checkpoint
 
 SCRIPT_OF = {"GPT": "train_gpt.py", "Llama": "train_gpt.py", "BertForPreTraining": "train_bert.py", "BertForMaskedLM": "train_bert.py",
              "Electra": "train_bert.py"}
@@ -28,9 +28,9 @@ MAY_CHANGE_ON_RESUME = {"dropout", "attn_dropout", "attn_impl"}  # model fields 
 
 
 def saved_run_config(out_dir, model_classes: str | tuple[str, ...]) -> dict:
-    """The config.json of out_dir/ckpt, checked to be a checkpoint of (one of) model_classes."""
+    """The config.json of the checkpoint to resume in out_dir, checked to be one of model_classes'."""
     model_classes = (model_classes,) if isinstance(model_classes, str) else tuple(model_classes)
-    folder = resolve_checkpoint(Path(out_dir) / "ckpt")
+    folder = checkpoint_to_resume(out_dir)
     _, config, _ = load_checkpoint(folder, with_train_state=False)
     saved_class = config.get("model_class")
     if saved_class not in model_classes:
