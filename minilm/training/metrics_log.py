@@ -1,9 +1,17 @@
-"""The run's metrics: one JSON object per line in metrics.jsonl, and a plot of them as a PNG."""
+"""The run's metrics: one JSON object per line in metrics.jsonl, and a plot of them as a PNG.
+
+Each row is appended in one write as the run goes. A crash or a full disk can cut the last append short,
+so a torn last line is expected and left out (`rows` notes it in `torn_line`); a line anywhere else that
+is not a row was put there by something other than a run, so reading stops with an error that names it
+rather than guess, or drop it when `--resume` rewrites the file.
+"""
 
 import itertools
 import json
 from pathlib import Path
 
+from common.atomic import write_file_atomic, write_text_atomic
+from common.errors import DataError
 
 NOT_PLOTTED = ("step", "ms_per_step", "tokens_per_s", "skipped_steps")
 # Okabe and Ito's colours: told apart with every common colour-vision deficiency.
@@ -14,21 +22,43 @@ LEGEND_BELOW = dict(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16),
 class MetricsLog:
     def __init__(self, path):
         self.path = Path(path)
+        self.torn_line = None  # the text of a torn last line that rows() left out
 
     def append(self, row: dict) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.path, "a") as f:
-            f.write(json.dumps(row) + "\n")
+            f.write(json.dumps(row) + "\n")  # one write: an interruption can only tear the last line
 
     def rows(self) -> list[dict]:
+        """Every row, in order. A torn last line is left out (and kept in torn_line); any other line
+        that is not a JSON object with an integer "step" raises DataError naming the line."""
+        self.torn_line = None
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        lines = self.path.read_text(encoding="utf-8", errors="replace").splitlines()
+        rows = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            row = _parse_row(line)
+            if row is not None:
+                rows.append(row)
+            elif number == len(lines):
+                self.torn_line = line
+            else:
+                raise DataError(f"{self.path}, line {number}, is not a row of metrics ({line[:60]!r}): something "
+                                "other than a run changed the file. Repair or delete that line (the checkpoint does "
+                                "not need it), then run again")
+        return rows
 
     def truncate_after(self, step: int) -> None:
-        """On resume: forget rows logged after the checkpoint's step (they will be logged again)."""
+        """On resume: forget rows logged after the checkpoint's step (they will be logged again), and a
+        torn last line. The file is replaced atomically: a crash leaves the old one or the new one."""
         kept = [row for row in self.rows() if row["step"] <= step]
-        self.path.write_text("".join(json.dumps(row) + "\n" for row in kept))
+        if self.torn_line is not None:
+            print(f"note: the last line of {self.path} was cut short (an append that did not finish); "
+                  f"it is dropped: {self.torn_line[:60]!r}")
+        write_text_atomic(self.path, "".join(json.dumps(row) + "\n" for row in kept))
 
     def plot(self, png_path, title: str | None = None) -> None:
         """The run at a glance: the losses with the learning rate on a second axis, and (when the task
@@ -51,8 +81,10 @@ class MetricsLog:
             self._plot_metrics(axes[0][1], others)
         fig.suptitle(title or f"{self.path.parent.name}: training", fontsize=12)
         fig.tight_layout()
-        fig.savefig(png_path, dpi=110)
-        plt.close(fig)
+        try:  # atomic: a full disk leaves the previous picture, not half a PNG
+            write_file_atomic(png_path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
+        finally:
+            plt.close(fig)
 
     def series(self) -> tuple[dict, dict]:
         """(per-step series: loss and lr, evaluation series: every metric), each name -> ([steps], [values])."""
@@ -101,3 +133,14 @@ class MetricsLog:
         ax.grid(alpha=0.3)
         ax.legend(**LEGEND_BELOW)
         ax.set_title("evaluation metrics", fontsize=10)
+
+
+def _parse_row(line: str) -> dict | None:
+    """The row a line holds, or None if it is not one (not JSON, or no integer "step")."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(row, dict) or type(row.get("step")) is not int:
+        return None
+    return row
