@@ -1,6 +1,7 @@
 """Command line: look at how text becomes ids, or train a vocabulary.
 
     python -m tokenizer encode --tokenizer gpt2 "Hello world"
+    python -m tokenizer encode --tokenizer smollm2 --special allow "<|im_start|>user"   # special tokens as ids
     python -m tokenizer encode --tokenizer out/ "Hello world"        # a saved tokenizer folder
     python -m tokenizer train --kind bpe --vocab_size 4096 corpus.txt out/
 
@@ -18,6 +19,7 @@ from common.errors import ConfigError, MissingFileError, run_command
 from common.output_guard import guard_output, mark_output
 from data.tokenizers import NAMED_VOCABULARIES, named_tokenizer
 
+from .bpe import SPECIAL_MODES, BPETokenizer
 from .factory import TRAINABLE_KINDS, build_tokenizer, load_tokenizer
 
 TRAIN = "python -m tokenizer train"
@@ -40,13 +42,16 @@ def command_encode(args) -> None:
     elif args.tokenizer in NAMED_VOCABULARIES:
         tok = named_tokenizer(args.tokenizer)
     else:
-        raise ConfigError(f"--tokenizer {args.tokenizer!r}: give gpt2, bert-base-uncased or the folder of a saved "
-                          "tokenizer (train one with: python -m tokenizer train --kind KIND --vocab_size N corpus.txt "
-                          "out/)")
+        raise ConfigError(f"--tokenizer {args.tokenizer!r}: give {', '.join(NAMED_VOCABULARIES)} or the folder of a "
+                          "saved tokenizer (train one with: python -m tokenizer train --kind KIND --vocab_size N "
+                          "corpus.txt out/)")
+    if args.special is not None and not isinstance(tok, BPETokenizer):
+        raise ConfigError(f"--special is for byte-level BPE tokenizers; {args.tokenizer} is a {tok.kind} tokenizer")
     try:
-        ids = tok.encode(args.text)
-    except ValueError as err:  # e.g. a character a char vocabulary lacks
-        raise ConfigError(f"the text cannot be encoded: {err}") from None
+        ids = tok.encode(args.text, special=args.special) if args.special else tok.encode(args.text)
+    except ValueError as err:  # e.g. a character a char vocabulary lacks, a special token in the text
+        hint = " (here: --special allow or --special text)" if isinstance(tok, BPETokenizer) else ""
+        raise ConfigError(f"the text cannot be encoded: {err}{hint}") from None
     print("ids:   ", ids)
     print("pieces:", pieces_of(tok, ids))
 
@@ -76,7 +81,11 @@ def main(argv=None) -> None:
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     encode = commands.add_parser("encode", help="print the ids and pieces of a text")
-    encode.add_argument("--tokenizer", required=True, help="gpt2, bert-base-uncased, or a saved tokenizer folder")
+    encode.add_argument("--tokenizer", required=True,
+                        help=f"{', '.join(NAMED_VOCABULARIES)}, or a saved tokenizer folder")
+    encode.add_argument("--special", choices=SPECIAL_MODES, default=None,
+                        help="byte-level BPE: a special token in the text is an error (raise, the default), its id "
+                             "(allow) or plain characters (text)")
     encode.add_argument("text")
     encode.set_defaults(run=command_encode)
     train = commands.add_parser("train", help="train a vocabulary on a text file and save it")
