@@ -292,7 +292,7 @@ def refusal_cases(tmp: Path) -> dict[str, list]:
         "finetuned": [finetuned, tmp / "b"],
         "no_bias": [tiny_checkpoint(tmp / "no-bias", bias=False), tmp / "c"],
         "not_empty": [tiny_checkpoint(tmp / "good"), tmp / "full"],
-        "unknown_class": [tiny_checkpoint(tmp / "llama", model_class="Llama"), tmp / "d"],
+        "unknown_class": [tiny_checkpoint(tmp / "mamba", model_class="Mamba"), tmp / "d"],
     }
 
 
@@ -342,7 +342,7 @@ def test_an_out_folder_with_files_is_refused_without_overwrite(refused):
 
 
 def test_an_unknown_model_class_is_refused(refused):
-    assert_refused(refused, "unknown_class", "model_class 'Llama'")
+    assert_refused(refused, "unknown_class", "model_class 'Mamba'")
 
 
 def test_exporting_into_the_checkpoint_itself_is_refused_even_with_force(gpt_char, capsys):
