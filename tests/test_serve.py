@@ -182,7 +182,7 @@ def test_waiting_requests_share_one_forward_pass_and_get_the_answers_they_get_al
             service.lanes["encode"].submit(job)
         service.start()
         answers = await asyncio.gather(*(job.future for job in jobs))
-        service.stop(5)
+        service.stop()
         return answers
 
     batched = asyncio.run(ask_all())

@@ -12,4 +12,5 @@ Read in this order, from the request to the model:
     models.py      the loaded models and what each can do
     limits.py      RequestError: the status, the field and the message of a refusal
     metrics.py     the Prometheus metrics of GET /metrics
+    server.py      uvicorn around the app: the port opened first, a shutdown bounded by --shutdown_timeout
 """

@@ -6,13 +6,13 @@
     python -m minilm.serve --help                                          every flag, with its default
 
 Each model is loaded once, before the port opens. SIGTERM (or Ctrl-C) stops the server gracefully: it stops
-accepting connections, finishes the requests in flight (for at most --shutdown_timeout seconds), and exits.
+accepting connections, finishes the requests in flight, and exits within --shutdown_timeout seconds (what
+still waits then is answered 503, a generation ends with the text it has; minilm/serve/server.py).
 """
 
 import sys
 
 import torch
-import uvicorn
 
 from common.errors import run_command
 from data.assets import BASE_MODELS, base_model_folder
@@ -23,6 +23,7 @@ from .app import create_app
 from .config import ServeConfig
 from .metrics import Metrics
 from .models import load_served_model, parse_model_specs
+from .server import serve
 from .service import Service
 
 
@@ -45,9 +46,7 @@ def main(argv=None) -> int:
     app = create_app(Service(load_models(cfg.ckpt), cfg, Metrics()))
     print(f"{cfg.workers} worker(s), batches of up to {cfg.max_batch} texts, {torch.get_num_threads()} torch "
           f"thread(s); auth {'on' if cfg.api_key else 'off'}", flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, host=cfg.host, port=cfg.port, log_level="info",
-                                           timeout_graceful_shutdown=cfg.shutdown_timeout))
-    server.run()  # returns after SIGTERM / Ctrl-C, once the requests in flight are answered
+    serve(app, app.state.service, cfg.host, cfg.port)  # returns after SIGTERM / Ctrl-C, every request answered
     return 0
 
 

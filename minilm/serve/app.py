@@ -36,7 +36,7 @@ def create_app(service: Service) -> FastAPI:
     async def lifespan(app):
         service.start()
         yield
-        service.stop(service.config.shutdown_timeout)  # finish what is queued, then return
+        service.stop()  # finish what is queued, within --shutdown_timeout, then return
 
     app = FastAPI(title="minilm", summary="GPT and BERT models behind HTTP (docs/serving.md)", lifespan=lifespan)
     app.state.service = service
@@ -138,12 +138,15 @@ def validation_body(errors: list[dict]) -> tuple[dict, int]:
     if [e["loc"] for e in errors] == [("body",)]:  # not an object: a list, a number, or no JSON content type
         return {"detail": "request body: expected a JSON object, sent with 'Content-Type: application/json'",
                 "field": None}, 422
-    messages = {}  # field -> its messages (a union, e.g. a text or a pair, reports one per member)
+    by_field = {}  # field -> its errors (a union, e.g. a text or a pair, reports one per member)
     for e in errors:
-        field = _field_name(e["loc"])
-        messages.setdefault(field, []).append(e["msg"])
-    parts = [f"{field}: {', or '.join(dict.fromkeys(msgs))}" for field, msgs in messages.items()]
-    return {"detail": "; ".join(parts), "field": next(iter(messages))}, 422
+        by_field.setdefault(_field_name(e["loc"]), []).append(e)
+    parts = []
+    for field, field_errors in by_field.items():
+        # "not a list" from the union member that does not fit says less than what the one that fits found
+        specific = [e for e in field_errors if not e["type"].endswith("_type")] or field_errors
+        parts.append(f"{field}: {', or '.join(dict.fromkeys(e['msg'] for e in specific))}")
+    return {"detail": "; ".join(parts), "field": next(iter(by_field))}, 422
 
 
 def _field_name(loc) -> str:

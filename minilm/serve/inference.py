@@ -121,7 +121,8 @@ def _truncate(request, default: bool) -> bool:
 
 def run_generation(served: ServedModel, job, truncate_default: bool, count_token) -> None:
     """Sample request.max_new_tokens tokens; a stream gets each piece of text as soon as it decodes.
-    Stops early, with finish_reason "timeout" or "cancelled", when the deadline passes or the client leaves."""
+    Stops early, with finish_reason "timeout", "cancelled" or "shutdown", when the deadline passes, the client
+    leaves or the server must stop."""
     request = job.request
     try:
         ids = prompt_inputs(served, request.prompt, _truncate(request, truncate_default))
@@ -143,6 +144,9 @@ def run_generation(served: ServedModel, job, truncate_default: bool, count_token
             sent = _stream_new_text(job, served.tokenizer.decode(new_ids), sent)
         if job.cancelled:
             finish = "cancelled"
+            break
+        if job.shutting_down:  # the server's --shutdown_timeout is nearly over: answer with what there is
+            finish = "shutdown"
             break
         if time.monotonic() > job.deadline:
             finish = "timeout"

@@ -1,6 +1,7 @@
 """What GET /metrics tells Prometheus (its text format), and the middleware that counts every request.
 
-    minilm_requests_total{endpoint, status}     requests answered, by path and HTTP status
+    minilm_requests_total{endpoint, status}     requests answered, by path and HTTP status; status "499" (nginx's
+                                                "client closed request") counts clients that left before any answer
     minilm_request_seconds{endpoint}            a latency histogram, to the last byte (a stream: its end)
     minilm_generated_tokens_total{model}        tokens sampled by generate
     minilm_batch_texts                          texts per forward pass (how much micro-batching happens)
@@ -14,6 +15,7 @@ import time
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
+CLIENT_LEFT = 499  # nginx's "client closed request": the status of a request whose client left before the answer
 LATENCY_BUCKETS = (0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.2, 0.3, 0.5, 1, 2, 5, 10, 30)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 
@@ -48,7 +50,7 @@ class MetricsMiddleware:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         endpoint = scope["path"] if scope["path"] in self.paths else "other"
-        start, status = time.perf_counter(), 500  # 500 if the app fails before it answers
+        start, status = time.perf_counter(), None
 
         async def send_and_note(message):
             nonlocal status
@@ -58,6 +60,10 @@ class MetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_and_note)
+        except BaseException:
+            status = status or 500  # the app failed before it answered: a bug (or a task cancelled at shutdown)
+            raise
         finally:
-            self.metrics.requests.labels(endpoint, str(status)).inc()
+            # An app that returns without answering saw the client leave (e.g. mid-upload): nothing was sent.
+            self.metrics.requests.labels(endpoint, str(status or CLIENT_LEFT)).inc()
             self.metrics.latency.labels(endpoint).observe(time.perf_counter() - start)

@@ -1,6 +1,8 @@
 """The queue between the HTTP handlers and the models: bounded, and drained by worker threads that batch.
 
     handler (event loop)   submit(job)          the queue is full -> QueueFull, answered 503 at once
+    at shutdown            close()              no new work; the queue is still drained
+                           expire(error)        the deadline: what waits fails, what runs is told to stop
     worker thread          take()               the oldest job, plus every waiting job for the same model
                                                 and endpoint, up to max_batch texts in all
                            run(jobs)            one forward pass for them all; each job's result goes
@@ -39,6 +41,7 @@ class Job:
     batchable: bool = True  # generation runs alone
     on_event: object = None  # streaming: on_event(kind, data), called in the worker, run in the loop
     cancelled: bool = False  # set by the loop: the client is gone or its time is up; the worker skips or stops
+    shutting_down: bool = False  # set at shutdown's deadline: a generation stops and answers what it has
 
     def finish(self, result) -> None:
         """Hand the answer back to the event loop (called from a worker thread)."""
@@ -76,6 +79,7 @@ class Scheduler:
     _waiting: deque = field(default_factory=deque, init=False, repr=False)  # the jobs, oldest first
     _ready: threading.Condition = field(default_factory=threading.Condition, init=False, repr=False)
     _threads: list = field(default_factory=list, init=False, repr=False)
+    _running: list = field(default_factory=list, init=False, repr=False)  # the batches the workers compute now
     stopping: bool = field(default=False, init=False)
 
     def start(self) -> None:
@@ -98,11 +102,26 @@ class Scheduler:
     def depth(self) -> int:
         return len(self._waiting)
 
-    def stop(self, timeout: float) -> None:
-        """Take no new work, let the workers finish what is queued, and wait for them (at most timeout s)."""
+    def close(self) -> None:
+        """Take no new work (submit raises ShuttingDown); the workers go on with what is queued."""
         with self._ready:
             self.stopping = True
             self._ready.notify_all()
+
+    def expire(self, error: BaseException) -> None:
+        """Shutdown's time is up: every waiting job fails with error, every running one is told to stop."""
+        with self._ready:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            self._depth_changed()
+            for batch in self._running:
+                for job in batch:
+                    job.shutting_down = True
+        for job in waiting:
+            job.fail(error)
+
+    def join(self, timeout: float) -> None:
+        """Wait for the workers to end (at most timeout s; they are daemon threads, so they never hold up exit)."""
         end = time.monotonic() + timeout
         for thread in self._threads:
             thread.join(max(0.0, end - time.monotonic()))
@@ -133,6 +152,8 @@ class Scheduler:
         while (batch := self._take()) is not None:
             now = time.monotonic()
             live = [job for job in batch if not job.cancelled and job.deadline > now]
+            with self._ready:
+                self._running.append(live)
             try:
                 if live:
                     self.run(live)
@@ -140,3 +161,6 @@ class Scheduler:
                 traceback.print_exc()
                 for job in live:
                     job.fail(err)
+            finally:
+                with self._ready:
+                    self._running = [running for running in self._running if running is not live]

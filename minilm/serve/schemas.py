@@ -9,17 +9,33 @@ validation, in service.py, with the same kind of message.
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 MAX_TEMPERATURE = 2.0  # above it the next-token distribution is close to uniform: noise, not text
 MAX_FILL_TOP_K = 50
 
-Pair = Annotated[list[str], Field(min_length=2, max_length=2, description="[text, text_b]")]
+
+def _whole_characters(value):
+    """A JSON string may escape half of a UTF-16 surrogate pair ("\\ud800") alone: that is no character,
+    and no tokenizer can encode it. Refused in every string of every request, the same way (422)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise PydanticCustomError("lone_surrogate", "a lone surrogate (U+{code}) at character {at}, half of a "
+                                      "UTF-16 pair: not a character; send the character whole",
+                                      {"code": f"{ord(value[err.start]):04X}", "at": err.start}) from None
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_whole_characters)]  # every string a request carries
+Pair = Annotated[list[Text], Field(min_length=2, max_length=2, description="[text, text_b]")]
 
 
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    model: str | None = Field(None, description="a loaded model's name (GET /v1/models); default: the first "
+    model: Text | None = Field(None, description="a loaded model's name (GET /v1/models); default: the first "
                               "model that serves this endpoint")
 
 
@@ -29,7 +45,7 @@ class TruncatingRequest(Request):
 
 
 class GenerateRequest(TruncatingRequest):
-    prompt: str = Field(min_length=1)
+    prompt: Text = Field(min_length=1)
     max_new_tokens: int = Field(64, ge=0, description="tokens to add (the server caps it: --max_new_tokens)")
     temperature: float = Field(0.8, ge=0, le=MAX_TEMPERATURE, allow_inf_nan=False, description="0 is greedy")
     top_k: int | None = Field(200, ge=1, description="sample among the k likeliest tokens (null: all)")
@@ -42,11 +58,11 @@ class GenerateResponse(BaseModel):
     model: str
     text: str  # the new text only, without the prompt
     tokens: int
-    finish_reason: Literal["length", "timeout", "cancelled"]
+    finish_reason: Literal["length", "timeout", "cancelled", "shutdown"]
 
 
 class ClassifyRequest(TruncatingRequest):
-    texts: list[str | Pair] = Field(min_length=1, description="texts, or [text, text_b] pairs")
+    texts: list[Text | Pair] = Field(min_length=1, description="texts, or [text, text_b] pairs")
 
 
 class Classification(BaseModel):
@@ -61,7 +77,7 @@ class ClassifyResponse(BaseModel):
 
 
 class TagRequest(TruncatingRequest):
-    text: str = Field(min_length=1, description="words split on spaces, each given one tag")
+    text: Text = Field(min_length=1, description="words split on spaces, each given one tag")
 
 
 class TaggedWord(BaseModel):
@@ -84,7 +100,7 @@ class TagResponse(BaseModel):
 
 
 class FillMaskRequest(TruncatingRequest):
-    text: str = Field(min_length=1, description="text with one or more [MASK]")
+    text: Text = Field(min_length=1, description="text with one or more [MASK]")
     top_k: int = Field(5, ge=1, le=MAX_FILL_TOP_K)
 
 
@@ -99,7 +115,7 @@ class FillMaskResponse(BaseModel):
 
 
 class EmbedRequest(TruncatingRequest):
-    texts: list[str] = Field(min_length=1)
+    texts: list[Text] = Field(min_length=1)
     normalize: bool = Field(False, description="scale each vector to length 1 (dot product = cosine)")
 
 

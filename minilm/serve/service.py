@@ -4,6 +4,7 @@ worker (docs/serving.md). Everything here runs on the event loop and returns qui
     pick(name, endpoint)     the named model, or the first that serves the endpoint      404 / 400
     check_limits(request)    texts per request, characters per text, max_new_tokens cap  422
     answer(...)              queue the job, wait for it                                  503 / 504
+    begin_shutdown()         SIGTERM: no new work; at the deadline what waits is refused  503
                              (two lanes, each its own queue and workers: generation apart from the rest)
     stream(...)              queue a generation, yield its server-sent events
 """
@@ -21,6 +22,7 @@ from .models import ServedModel
 from .scheduler import Job, QueueFull, Scheduler, ShuttingDown
 
 RETRY_AFTER_SECONDS = "1"
+ANSWERING_SHARE = 0.1  # the last tenth of --shutdown_timeout is kept for sending the last answers
 
 
 @dataclass
@@ -38,16 +40,38 @@ class Service:
                       "generate": Scheduler(self._run, cfg.workers, cfg.max_queue, 1, self._depth_changed)}
         for served in self.models.values():
             self.metrics.load_seconds.labels(served.name).set(served.load_seconds)
+        self.shutdown_deadline = None  # time.monotonic() by which a shutdown ends, once one began
 
     def start(self) -> None:
         for lane in self.lanes.values():
             lane.start()
 
-    def stop(self, timeout: float) -> None:
-        """Take no new work; finish what is queued (at most timeout seconds in all)."""
-        end = time.monotonic() + timeout
+    def begin_shutdown(self) -> None:
+        """SIGTERM (minilm/serve/server.py): take no new work (503) and go on with what is queued. When 9/10 of
+        --shutdown_timeout have passed, what still waits is answered 503 and each running generation ends with
+        the text it has (finish_reason "shutdown"), so every client gets an answer before the server exits."""
+        if self.shutdown_deadline is not None:
+            return
+        timeout = self.config.shutdown_timeout
+        self.shutdown_deadline = time.monotonic() + timeout
         for lane in self.lanes.values():
-            lane.stop(max(0.0, end - time.monotonic()))
+            lane.close()
+        asyncio.get_running_loop().call_later((1 - ANSWERING_SHARE) * timeout, self.expire)
+
+    def expire(self) -> None:
+        for lane in self.lanes.values():
+            lane.expire(self._shutting_down())
+
+    def stop(self) -> None:
+        """The app's end, after the server has waited for its connections: no new work, the workers given what is
+        left of --shutdown_timeout to end, and anything still queued refused."""
+        if self.shutdown_deadline is None:  # no SIGTERM came first (e.g. a test client closing)
+            self.shutdown_deadline = time.monotonic() + self.config.shutdown_timeout
+            for lane in self.lanes.values():
+                lane.close()
+        for lane in self.lanes.values():
+            lane.join(max(0.0, self.shutdown_deadline - time.monotonic()))
+        self.expire()
 
     @property
     def depth(self) -> int:
@@ -101,8 +125,7 @@ class Service:
             raise RequestError(503, None, f"the server is busy: all {self.config.max_queue} places in its queue are "
                                "taken (--max_queue); retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}) from None
         except ShuttingDown:
-            raise RequestError(503, None, "the server is shutting down; retry on another replica",
-                               {"Retry-After": RETRY_AFTER_SECONDS}) from None
+            raise self._shutting_down() from None
         return job
 
     async def answer(self, endpoint: str, request) -> dict:
@@ -140,6 +163,10 @@ class Service:
                 event = await events.get()
         finally:
             job.cancelled = True  # the client left (or the stream ended): the worker stops sampling
+
+    def _shutting_down(self) -> RequestError:
+        return RequestError(503, None, "the server is shutting down; retry on another replica",
+                            {"Retry-After": RETRY_AFTER_SECONDS})
 
     def _timed_out(self) -> RequestError:
         return RequestError(504, None, f"the request took longer than {self.config.request_timeout:g} s "
