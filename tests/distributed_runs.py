@@ -54,7 +54,7 @@ def _main_each(script: str, runs: list[list[str]]) -> None:
     import importlib
     from minilm.training import trainer
     main = importlib.import_module(Path(script).stem).main
-    leave, trainer.shutdown_distributed = trainer.shutdown_distributed, lambda: None
+    leave, trainer.shutdown_distributed = trainer.shutdown_distributed, lambda together=True: None
     for argv in runs:
         main(argv)
     leave()

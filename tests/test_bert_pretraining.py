@@ -1,6 +1,7 @@
 """BERT pretraining: NSP pair construction, dynamic masking, the pretraining task, exact resume, bad corpora."""
 
 import json
+import signal
 
 import numpy as np
 import pytest
@@ -245,7 +246,7 @@ class InterruptAt(PretrainingTask):
 
     def on_gradients(self, model, step):
         if step == self.interrupt_step:
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
 
 
 def train_losses(task, config, out_dir, resume=False):

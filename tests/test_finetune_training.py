@@ -2,6 +2,7 @@
 exactly, and a saved adapter-only checkpoint predicts (labels included) from its base pointer."""
 
 import json
+import signal
 import shutil
 
 import pytest
@@ -38,7 +39,7 @@ def encoded_sentiment(n_train=48, n_val=12):
 
 
 class RecordingTask(ClassificationTask):
-    """Records each training loss; interrupt_at=k raises KeyboardInterrupt in the k-th training loss;
+    """Records each training loss; interrupt_at=k presses Ctrl-C (SIGINT) in the k-th training loss;
     scripted_metric replaces val_acc with the given values, one per evaluation, and snapshots the
     trained tensors at each evaluation."""
 
@@ -51,7 +52,7 @@ class RecordingTask(ClassificationTask):
         loss = super().loss(model, batch)
         if model.training:
             if len(self.train_losses) + 1 == self.interrupt_at:
-                raise KeyboardInterrupt
+                signal.raise_signal(signal.SIGINT)
             self.train_losses.append(loss.item())
         return loss
 

@@ -3,6 +3,7 @@ the learning-rate schedule and which parameters get weight decay."""
 
 import json
 import math
+import signal
 
 import pytest
 import torch
@@ -19,8 +20,9 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 class ToyTask(Task):
     """Random windows of a fixed random token stream; every draw comes from the generator it is given.
 
-    Records the loss of each training micro-batch; interrupt_at=k raises KeyboardInterrupt in the k-th
-    training loss (after the forward pass has drawn its dropout masks), nan_at=k returns NaN there.
+    Records the loss of each training micro-batch; interrupt_at=k presses Ctrl-C (a real SIGINT) in the k-th
+    training loss (after the forward pass has drawn its dropout masks), interrupt_eval_at=k in the k-th
+    evaluation; nan_at=k returns NaN there.
     """
 
     def __init__(self, interrupt_at=None, nan_at=None, interrupt_eval_at=None):
@@ -39,7 +41,7 @@ class ToyTask(Task):
         if model.training:
             self.train_calls += 1
             if self.train_calls == self.interrupt_at:
-                raise KeyboardInterrupt
+                signal.raise_signal(signal.SIGINT)
             if self.train_calls == self.nan_at:
                 loss = loss * float("nan")
             self.train_losses.append(loss.item())
@@ -48,7 +50,7 @@ class ToyTask(Task):
     def evaluate(self, model, cfg, device):
         self.eval_calls += 1
         if self.eval_calls == self.interrupt_eval_at:
-            raise KeyboardInterrupt
+            signal.raise_signal(signal.SIGINT)
         return super().evaluate(model, cfg, device)
 
 
@@ -71,7 +73,7 @@ def run(out_dir, task, dropout=0.1, **overrides):
 
 
 def interrupted_then_resumed(out_dir, **interrupt):
-    """Train until the task raises KeyboardInterrupt, then resume in a new Trainer: (losses, trainer)."""
+    """Train until the task presses Ctrl-C, then resume in a new Trainer: (losses, trainer)."""
     first = ToyTask(**interrupt)
     with pytest.raises(KeyboardInterrupt):
         run(out_dir, first)
@@ -124,7 +126,7 @@ def test_resume_after_interrupt_logs_every_step_and_evaluation_once(uninterrupte
 def test_interrupt_saves_the_last_completed_step(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, ToyTask(interrupt_at=5))
-    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["step"] == 4
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["step"] == 5  # step 5 finishes first
 
 
 def test_resume_after_interrupt_during_evaluation_repeats_the_uninterrupted_losses(tmp_path, uninterrupted):

@@ -57,9 +57,23 @@ def init_distributed(device: str) -> tuple[Distributed, str]:
     return info, device
 
 
-def shutdown_distributed() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+def shutdown_distributed(together: bool = True) -> None:
+    """Leave the process group at the end of a run.
+
+    together: every process ended the run at the same point (it finished, or stopped at the step all of them
+    agreed on), so they first wait for one another (a barrier). Without it, the process that finishes first
+    (rank 1, which writes nothing) exits a few milliseconds after its last collective, while a gloo worker
+    thread may still be letting go of that collective's tensors; a tensor freed there after Python began
+    shutting down needs the interpreter lock, and the thread is killed inside C++: "terminate called without
+    an active exception", exit status -6, seen under load. The barrier puts the others' saving and plotting
+    between the last collective that carries tensors and the exit. After an error in one process the others
+    may never get here, so then there is no barrier.
+    """
+    if not dist.is_initialized():
+        return
+    if together:
+        dist.barrier()
+    dist.destroy_process_group()
 
 
 @contextlib.contextmanager

@@ -90,3 +90,13 @@ def any_nonfinite(model) -> bool:
         bad = torch.maximum(bad, (~torch.isfinite(shard)).any().float())
     torch.distributed.all_reduce(bad, op=torch.distributed.ReduceOp.MAX)
     return bool(bad.item())
+
+
+class Gathered:
+    """Stands in for the model in save_checkpoint: the full weights gather_model_state collected."""
+
+    def __init__(self, state_dict: dict[str, torch.Tensor]):
+        self._state_dict = state_dict
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self._state_dict

@@ -7,8 +7,8 @@ early stopping, exact resume and Ctrl-C. docs/training.md has the formulas.
 """
 
 import contextlib
-import errno
 import math
+import signal
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -16,14 +16,14 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from common.errors import CheckpointError, ConfigError, Terminated
+from common.errors import ConfigError, DataError
 
 from . import fsdp
-from .checkpoint import load_checkpoint, load_model_weights, save_checkpoint, tied_names
+from .checkpoint import checkpoint_to_resume, load_checkpoint, load_model_weights, save_checkpoint, tied_names
 from .distributed import init_distributed, resolve_device, shutdown_distributed
 from .metrics_log import MetricsLog
 from .run_dir import claim_out_dir
-from .stopping import TrainingDiverged, sigterm_as_interrupt
+from .stopping import StopRequest, TrainingDiverged, disk_full_is_an_error, stop_exception
 from .train_config import DTYPES, TrainConfig
 from .throughput import device_name, flops_per_token, peak_flops
 
@@ -140,9 +140,12 @@ class Trainer:
         self.checkpoint_config = {**checkpoint_config, "train": asdict(cfg)}
         self.write_extra = write_extra
         self.step, self.best, self.evals_without_improvement, self.skipped_steps = 0, None, 0, 0
+        self.saved_step = None  # the step out_dir/ckpt holds, once this run has saved (or resumed) it
         # A resumed run loads the full weights into the whole model, then shards it (with --fsdp),
-        # then builds the optimizer over the (sharded) parameters and loads its state.
-        saved = load_checkpoint(self.out_dir / "ckpt") if cfg.resume else None
+        # then builds the optimizer over the (sharded) parameters and loads its state. The checkpoint is
+        # ckpt/, or ckpt.old/ if a crash came between the two renames of a save (checkpoint_to_resume).
+        self.resumed_from = checkpoint_to_resume(self.out_dir) if cfg.resume else None
+        saved = load_checkpoint(self.resumed_from) if cfg.resume else None
         if saved is not None:
             self.load_weights(saved[0])
         if self.sharded:
@@ -211,7 +214,7 @@ class Trainer:
 
     def _way_out(self) -> str:
         last = self.out_dir / "ckpt"
-        kept = f"The last good checkpoint, {last}, is kept. " if last.exists() else ""
+        kept = f"The last good checkpoint, {last}, is kept. " if self.saved_step is not None else ""
         return (kept + "Try a lower --lr, a longer --warmup_iters, --grad_clip 1.0, or --dtype bfloat16/float32; "
                 "continue with --resume, or start afresh with --overwrite.")
 
@@ -230,32 +233,25 @@ class Trainer:
         if self.dist.is_main and peak_flops(self.device, self.cfg.dtype) is None:
             print(f"MFU: peak unknown for {device_name(self.device)} ({self.cfg.dtype}); tokens/s only")
         bar = tqdm(total=self.cfg.max_iters, initial=self.step, disable=show, dynamic_ncols=True, leave=False)
-        self.last_metrics = {}
-        self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
+        self.last_metrics, self.stopped = {}, False
+        finished = False
         try:
-            with sigterm_as_interrupt():
+            # Ctrl-C and SIGTERM only ask to stop; the loop stops at a step boundary (minilm/training/stopping.py).
+            with StopRequest(second_ctrl_c_leaves=not self.dist.enabled) as self.stop_request:
                 self._train_to_the_end(bar)
-        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM (Terminated)
-            # Undo the half-done step: its RNG draws are put back, so the resumed run redraws them.
-            self.data_generator.set_state(self.step_start[0])
-            torch.set_rng_state(self.step_start[1])
-            self.optimizer.zero_grad(set_to_none=True)
-            what = "terminated (SIGTERM)" if isinstance(interrupt, Terminated) else "interrupted"
-            if self.sharded and self.dist.is_main:
-                # Saving would gather shards from processes that are stopping at different points.
-                bar.write(f"{what} at step {self.step}: with --fsdp nothing is saved on the way out; "
-                          f"{self.out_dir / 'ckpt'} (the last evaluation's) is kept; continue with --resume")
-            elif self.dist.is_main:
-                path = self.save(self.out_dir / "ckpt")
-                bar.write(f"{what} at step {self.step}: saved {path}; continue with --resume")
+            finished = True
+        except KeyboardInterrupt as interrupt:
+            if not self.stopped and self.dist.is_main:  # a second Ctrl-C: left at once, nothing saved
+                bar.write(f"left at once during step {self.step + 1} ({interrupt or 'KeyboardInterrupt'}), without "
+                          f"saving. {self._last_checkpoint_note()}")
             raise
         finally:
             bar.close()
             if self.dist.is_main and self.metrics.path.exists():
-                self.metrics.plot(self.out_dir / "metrics.png")
+                self._plot_metrics(bar)
             if self.lock is not None:
                 self.lock.release()
-            shutdown_distributed()
+            shutdown_distributed(together=finished or self.stopped)
         return self.last_metrics
 
     def _train_to_the_end(self, bar) -> None:
@@ -263,11 +259,8 @@ class Trainer:
         cfg = self.cfg
         interval_start, interval_steps = time.perf_counter(), 0
         while self.step < cfg.max_iters:
-            self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
             loss = self.train_step()
             self.step += 1
-            # The step is complete: a Ctrl-C in the logging or evaluation below keeps it.
-            self.step_start = (self.data_generator.get_state(), torch.get_rng_state())
             interval_steps += 1
             bar.update(1)
             if self.step % cfg.log_interval == 0 or self.step == cfg.max_iters:
@@ -280,6 +273,39 @@ class Trainer:
                     bar.write(f"early stop at step {self.step}: no better {cfg.metric} in {cfg.patience} evaluations")
                     return
                 interval_start = time.perf_counter()
+            # A step boundary: the step is whole (weights, optimizer, RNGs, data position) and may be saved.
+            # (After the last step the run has finished and saved: there is nothing left to stop.)
+            signum = self.stop_request.agreed(self.dist, self.device) if self.step < cfg.max_iters else 0
+            if signum:
+                self._save_and_stop(signum, bar)
+
+    def _save_and_stop(self, signum: int, bar) -> None:
+        """A signal asked the run to stop: save this step (unless the evaluation just did), then leave."""
+        if self.saved_step != self.step:
+            self.save(self.out_dir / "ckpt")  # under FSDP every process takes part; they all stop here
+            self.saved_step = self.step
+        if self.dist.enabled:
+            torch.distributed.barrier()  # leave together: none ends while another still saves
+        self.stopped = True
+        if self.dist.is_main:
+            what = "terminated (SIGTERM)" if signum == signal.SIGTERM else "interrupted (Ctrl-C)"
+            bar.write(f"{what} at step {self.step}: saved {self.out_dir / 'ckpt'}; continue with --resume")
+        raise stop_exception(signum)
+
+    def _last_checkpoint_note(self) -> str:
+        if self.saved_step is None:
+            return "No checkpoint was written."
+        folder = self.out_dir / "ckpt" if (self.out_dir / "ckpt").is_dir() else self.resumed_from
+        return f"{folder} (step {self.saved_step}) is intact; continue with --resume."
+
+    def _plot_metrics(self, bar) -> None:
+        """metrics.png, redrawn at the end of the run; a picture is not worth failing a run for (a full
+        disk, a damaged metrics.jsonl): the run ends as it would have, with a warning."""
+        png = self.out_dir / "metrics.png"
+        try:
+            self.metrics.plot(png)
+        except (OSError, DataError) as err:
+            bar.write(f"warning: {png} was not drawn ({err}); metrics.jsonl holds every number")
 
     def _log_train(self, loss: float, seconds_per_step: float, bar) -> None:
         row = {"step": self.step, "loss": loss, "lr": learning_rate(self.step - 1, self.cfg),
@@ -290,7 +316,7 @@ class Trainer:
         if mfu is not None:
             row["mfu"] = mfu
         if self.dist.is_main:
-            self.metrics.append(row)
+            self._append_metrics(row)
             bar.write(f"step {self.step:6d} | loss {loss:.4f} | lr {row['lr']:.2e} | "
                       f"{row['ms_per_step']:.1f} ms/step | {row['tokens_per_s']:,.0f} tok/s"
                       + (f" | MFU {mfu:.1%}" if mfu is not None else ""))
@@ -311,7 +337,7 @@ class Trainer:
         diverged = [f"{name} {v}" for name, v in metrics.items() if not math.isfinite(v)]
         if diverged:  # stop before this state can become ckpt/ or best/
             if self.dist.is_main:
-                self.metrics.append({"step": self.step, **metrics})
+                self._append_metrics({"step": self.step, **metrics})
             raise TrainingDiverged(f"the evaluation at step {self.step} gave {', '.join(diverged)}; nothing was "
                                    f"saved from this state. {self._way_out()}")
         value = metrics[self.cfg.metric]
@@ -321,12 +347,13 @@ class Trainer:
         else:
             self.evals_without_improvement += 1
         if self.dist.is_main:
-            self.metrics.append({"step": self.step, **metrics})
+            self._append_metrics({"step": self.step, **metrics})
             shown = " | ".join(f"{name} {v:.4f}" for name, v in metrics.items())
             bar.write(f"eval {self.step:6d} | {shown}" + (" | best" if improved else ""))
         if improved:  # under FSDP every process takes part in gathering the weights; rank 0 writes
             self.save(self.out_dir / "best", with_train_state=False)
         self.save(self.out_dir / "ckpt")
+        self.saved_step = self.step  # on every process: they must agree whether _save_and_stop saves
         return metrics
 
     def save(self, folder, with_train_state: bool = True) -> Path | None:
@@ -343,19 +370,19 @@ class Trainer:
         if bad is not None:
             raise TrainingDiverged(f"{bad} holds NaN or infinite values at step {self.step}; {folder} was not "
                                    f"written. {self._way_out()}")
-        weights = _Gathered(fsdp.gather_model_state(self.model, self.tied)) if self.sharded else self.checkpoint_weights()
+        weights = fsdp.Gathered(fsdp.gather_model_state(self.model, self.tied)) if self.sharded else self.checkpoint_weights()
         state = self._train_state() if with_train_state else None
         if not self.dist.is_main:
             return None
         config = {**self.checkpoint_config, "step": self.step}
-        try:
+        with disk_full_is_an_error(f"writing {folder}", "the previous checkpoint there is intact and no partial "
+                                   "folder is left. Free some space, then continue with --resume"):
             return save_checkpoint(folder, weights, config, state, self.write_extra)
-        except OSError as err:
-            if err.errno not in (errno.ENOSPC, errno.EDQUOT):
-                raise
-            raise CheckpointError(f"no space left on the device while writing {folder} ({err.strerror}); the "
-                                  "previous checkpoint there is intact and no partial folder is left. Free some "
-                                  "space, then continue with --resume") from None
+
+    def _append_metrics(self, row: dict) -> None:
+        with disk_full_is_an_error(f"appending to {self.metrics.path}",
+                                   f"{self._last_checkpoint_note()} (Free some space first.)"):
+            self.metrics.append(row)
 
     def checkpoint_weights(self) -> torch.nn.Module:
         """The module whose weights a checkpoint stores (finetune.py's trainer stores only the trained part)."""
@@ -391,23 +418,13 @@ class Trainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.data_generator.set_state(state["data_generator"])
         self.step, self.best = state["step"], state["best"]
+        self.saved_step = self.step
         if self.cfg.max_iters <= self.step:
-            raise ConfigError(f"--resume: {self.out_dir / 'ckpt'} is at step {self.step} already, so --max_iters "
+            raise ConfigError(f"--resume: {self.resumed_from} is at step {self.step} already, so --max_iters "
                               f"{self.cfg.max_iters} leaves nothing to do; pass a larger --max_iters "
                               f"(e.g. --max_iters {self.step + max(self.cfg.eval_interval, 1)})")
         self.evals_without_improvement = state["evals_without_improvement"]
         self.skipped_steps = state["skipped_steps"]
         if self.dist.is_main:
             self.metrics.truncate_after(self.step)
-        print(f"resumed from {self.out_dir / 'ckpt'} at step {self.step}")
-
-
-
-class _Gathered:
-    """Stands in for the model in save_checkpoint: the full weights FSDP gathered from every process."""
-
-    def __init__(self, state_dict: dict[str, torch.Tensor]):
-        self._state_dict = state_dict
-
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        return self._state_dict
+        print(f"resumed from {self.resumed_from} at step {self.step}")
