@@ -13,6 +13,7 @@ import torch
 from common.gguf import GGUFError, GGUFFile, read_gguf
 from minilm.model.config import LlamaConfig
 from minilm.model.llama import Llama
+from minilm.model.rope import RotaryEmbedding
 
 from .dequant import dequantize
 from .names import ROTARY_K, ROTARY_Q, minilm_name, undo_rotary_permutation
@@ -24,7 +25,7 @@ def load_gguf(path) -> Llama:
     """The Llama a GGUF file holds, its weights dequantized to float32, in eval mode."""
     gguf_file = read_gguf(path)
     config = llama_config(gguf_file)
-    model = Llama(config)
+    model = _llama_without_weights(config)
     state = llama_state_dict(gguf_file, config)
     expected = {name: tensor.shape for name, tensor in model.state_dict().items()}
     if config.tie_word_embeddings:
@@ -37,8 +38,22 @@ def load_gguf(path) -> Llama:
         if tensor.shape != expected[name]:
             raise GGUFError(f"{gguf_file.path}: {name} has shape {tuple(tensor.shape)}, but the metadata "
                             f"makes it {tuple(expected[name])}; the file's metadata and tensors disagree")
-    model.load_state_dict(state)
+    model.load_state_dict(state, assign=True)  # the dequantized tensors become the parameters: nothing copied
+    if config.tie_word_embeddings:
+        model.lm_head.weight = model.wte.weight  # assign gave each name its own Parameter: one matrix again
+    left_empty = [name for name, tensor in [*model.named_parameters(), *model.named_buffers()] if tensor.is_meta]
+    if left_empty:  # a bug in this loader (a new buffer it does not know), not in the file
+        raise RuntimeError(f"load_gguf left {', '.join(left_empty)} without numbers")
     return model.eval()
+
+
+def _llama_without_weights(config: LlamaConfig) -> Llama:
+    """A Llama whose parameters have shapes but no numbers yet (torch's "meta" device): drawing SmolLM2's 135M
+    random initial weights, only for the file's weights to replace them, took most of the loading time."""
+    with torch.device("meta"):
+        model = Llama(config)
+    model.rotary = RotaryEmbedding(config.head_dim, config.rope_theta)  # inv_freq is computed, not in the file
+    return model
 
 
 def llama_config(gguf_file: GGUFFile) -> LlamaConfig:
