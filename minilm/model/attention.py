@@ -67,7 +67,7 @@ def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: t
     attention_mask is the padding mask: (B, n_key), 1/True for real tokens and 0/False for padding.
     """
     allowed = None
-    if causal:
+    if causal and n_query > 1:  # a lone query (a decoding step) is the newest position: it sees every key
         past = n_key - n_query
         allowed = torch.ones(n_query, n_key, dtype=torch.bool, device=device).tril(diagonal=past)
         allowed = allowed[None, None]  # (1, 1, n_query, n_key)
