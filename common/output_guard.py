@@ -26,6 +26,7 @@ from pathlib import Path
 
 from .atomic import write_text_atomic
 from .errors import ConfigError
+from .paths import check_creatable
 
 FOLDER, FILE, RUN = "folder", "file", "run"  # what a command writes: a folder, one file, a training run
 MANIFEST = "written_by.json"  # {"command": ...}: the marker of a folder a command wrote (mark_output)
@@ -52,6 +53,7 @@ def guard_output(out, flag: str, command: str, *, inputs: dict | None = None, ov
         raise OutputRefused(f"{flag} is empty; name the {'file' if kind == FILE else 'folder'} to write")
     out = Path(out)
     _refuse_inputs(out, flag, inputs or {})
+    check_creatable(out, flag)  # under /proc, under a file, on a read-only disk: refused now (common/paths.py)
     if kind == RUN and resume:
         return out  # the run continues in its own out_dir; resuming checks that a checkpoint is there
     _refuse_wrong_kind(out, flag, kind)

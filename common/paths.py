@@ -1,10 +1,11 @@
-"""An output path checked where it enters, before any work: it is not empty and its folder can be made.
+"""An output path checked before any work: it is not empty and it can be made.
 
     check_creatable(args.out, "OUT")      error: OUT /proc/x/tok cannot be created: /proc does not allow ...
 
 An empty path would otherwise mean the current folder (Path("") is "."), and a folder under /proc, on a
 read-only disk or under a file would fail only when the first file is written, after the work is done.
-What may be written over is common/output_guard.py's question; this one asks only whether the path can be.
+common/output_guard.py, which every command that writes calls first, calls this; what may be written over
+is its question, this one asks only whether the path can be written at all.
 """
 
 import os
@@ -18,7 +19,7 @@ def check_creatable(path, flag: str) -> Path:
     """path as a Path, or a ConfigError naming flag: the path is empty, or the folder it names (or the folder
     that would hold the file it names) can neither be found nor made there."""
     if not str(path).strip():
-        raise ConfigError(f"{flag} is empty; name the folder to write into (e.g. {flag} out/run)")
+        raise ConfigError(f"{flag} is empty; name where to write")
     path = Path(path)
     existing = next(p for p in [path, *path.absolute().parents] if p.exists())
     if existing == path:

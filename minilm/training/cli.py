@@ -6,8 +6,6 @@ overrides any field of any of the dataclasses.
 
 PRESETS maps a preset name to {group: {field: value}}. Every flag is a field name, so the flags are
 exactly the config fields, and `--help` lists them with their defaults for the chosen preset.
-A field whose metadata has "output": True names what the command writes: it is checked, before any work,
-to be a path that can be created (common/paths.py).
 """
 
 import argparse
@@ -18,7 +16,6 @@ import types
 import typing
 
 from common.errors import ConfigError
-from common.paths import check_creatable
 
 
 class _Parser(argparse.ArgumentParser):
@@ -70,9 +67,6 @@ def parse_args(presets: dict[str, dict[str, dict]], groups: dict[str, type], arg
             result[group] = cls(**chosen)
         except ValueError as err:  # the config's own validation, e.g. n_embd not divisible by n_head
             raise ConfigError(f"invalid {group} config: {err}") from None
-        for f in dataclasses.fields(cls):
-            if f.metadata.get("output"):
-                check_creatable(values[f.name], f.name.upper() if "nargs" in f.metadata else f"--{f.name}")
     result["extra"] = {name: values[name] for name in (extra_flags or {})}
     result["preset"] = known.preset
     result["given"] = given_flags(argv)

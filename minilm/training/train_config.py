@@ -20,8 +20,7 @@ def _help(default, help_text):
 
 @dataclass
 class TrainConfig:
-    out_dir: str = field(default="out/run", metadata={"help": "folder for checkpoints, metrics and plots",
-                                                      "output": True})  # checked by the CLI (cli.py)
+    out_dir: str = _help("out/run", "folder for checkpoints, metrics and plots")
     max_iters: int = _help(2000, "optimizer steps")
     batch_size: int = _help(12, "sequences per micro-batch, per process")
     grad_accum_steps: int = _help(1, "micro-batches summed into one optimizer step")
