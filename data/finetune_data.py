@@ -16,6 +16,7 @@ on the same side, so no sentence is in both splits).
 
 import csv
 import hashlib
+import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,8 +70,7 @@ def read_classification_file(path, text_column: str = "text", label_column: str 
 
 def _read_delimited(path: Path, delimiter: str, by_position: bool):
     """(row number, row) pairs; a row is a dict by header name, or a list when by_position."""
-    with open(path, encoding="utf-8-sig", newline="") as f:  # utf-8-sig: a leading BOM is dropped
-        rows = [row for row in csv.reader(f, delimiter=delimiter)]
+    rows = list(csv.reader(io.StringIO(_read_utf8(path), newline=""), delimiter=delimiter))
     numbered = [(i + 1, row) for i, row in enumerate(rows) if any(cell.strip() for cell in row)]
     if by_position or not numbered:
         return numbered
@@ -80,7 +80,7 @@ def _read_delimited(path: Path, delimiter: str, by_position: bool):
 
 def _read_jsonl(path: Path):
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for number, line in enumerate(_read_utf8(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -100,12 +100,16 @@ def _column(row, column: str, path: Path, number: int):
         if index >= len(row):
             raise FinetuneDataError(f"{path}, row {number}: has {len(row)} column(s), no column {index}; "
                                     "check --text_column / --label_column")
-        return row[index]
-    if column not in row or row[column] is None:
+        value = row[index]
+    elif column not in row or row[column] is None:
         raise FinetuneDataError(f"{path}, row {number}: no {column!r} column (it has {sorted(row)}); name "
                                 "the right one with --text_column / --label_column / --text_b_column, or "
                                 "give positions (0, 1, ...) for a file without a header row")
-    return row[column]
+    else:
+        value = row[column]
+    if not str(value).strip():  # a blank label would become a class named '', a blank text an empty input
+        raise FinetuneDataError(f"{path}, row {number}: the {column!r} cell is blank; fill it in, or remove the row")
+    return value
 
 
 # ---------------------------------------------------------------------------------------- tagging
@@ -113,7 +117,7 @@ def _column(row, column: str, path: Path, number: int):
 def read_tagging_file(path, tag_format: str = "auto") -> list[TaggedSentence]:
     """Sentences from a CoNLL file or a word/TAG file; tag_format "auto" looks at the first lines."""
     path = _existing_file(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = _read_utf8(path).splitlines()
     if tag_format == "auto":
         tag_format = _guess_tag_format(lines)
     if tag_format == "conll":
@@ -230,6 +234,17 @@ def held_out_split(examples: list, val_fraction: float) -> tuple[list, list]:
         raise FinetuneDataError("every example has the same text, so all of them were held out; "
                                 "add different examples or pass a --val_data file")
     return train, val
+
+
+def _read_utf8(path: Path) -> str:
+    """The file's text, read as UTF-8 (a leading BOM dropped: utf-8-sig), or an error that says how to convert it."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise FinetuneDataError(f"{path}, line {line}: not UTF-8 text (byte 0x{data[err.start]:02x}); save the file "
+                                "as UTF-8, e.g. iconv -f latin1 -t utf-8 FILE > FILE.utf8") from None
 
 
 def _existing_file(path) -> Path:

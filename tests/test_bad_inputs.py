@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 import finetune
 import sample
@@ -16,14 +17,17 @@ import train_bert
 import train_gpt
 from common.errors import run_command
 from data import assets
-from finetune_fixtures import save_bert_base, save_gpt_base
-from minilm import parity
+from finetune_fixtures import VOCAB, save_bert_base, save_gpt_base, tiny_bert
+from minilm import parity, save_pretrained
+from minilm.serve import __main__ as serve
 from test_train_gpt import TINY_FLAGS, write_text
 from tokenizer import __main__ as tokenizer_cli
 
 REPO = Path(__file__).resolve().parents[1]
 COMMANDS = {"train_gpt": train_gpt.main, "train_bert": train_bert.main, "finetune": finetune.main,
-            "sample": sample.main, "tokenizer": tokenizer_cli.main, "parity": parity.main, "assets": assets.main}
+            "sample": sample.main, "tokenizer": tokenizer_cli.main, "parity": parity.main, "assets": assets.main,
+            "serve": serve.main}
+FT_OUT = ["--out_dir", "{root}/runs/finetune", "--device", "cpu"]
 FAST_GPT = ["--device", "cpu", "--progress", "false", "--max_iters", "2", "--eval_interval", "2", "--eval_iters", "1"]
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -47,6 +51,16 @@ def files(tmp_path_factory):
     (root / "hf_list" / "config.json").write_text("[]")
     (root / "llama").mkdir()
     (root / "llama" / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    (root / "empty.txt").write_text(" \n\n")
+    (root / "latin1.csv").write_bytes("text,label\nun film tr\xe8s bon,pos\nennuyeux,neg\n".encode("latin-1"))
+    (root / "blank_label.csv").write_text("text,label\na good film,pos\na dull film,\nfine,pos\n")
+    for name, damage in [("hf_truncated", lambda b: b[:len(b) // 2]), ("hf_random", lambda b: bytes(range(256)) * 8)]:
+        folder = root / name
+        save_pretrained(tiny_bert(), folder)
+        (folder / "vocab.txt").write_text("\n".join(VOCAB) + "\n")
+        torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
+        (folder / "model.safetensors").unlink()
+        (folder / "pytorch_model.bin").write_bytes(damage((folder / "pytorch_model.bin").read_bytes()))
     return root
 
 
@@ -79,6 +93,16 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("finetune", ["predict", "--ckpt", "{root}/nowhere", "a text"], "no checkpoint at"),
     ("finetune", ["predict", "--ckpt", "{root}/gpt", "a text"], "is not a finetune.py checkpoint"),
     ("finetune", ["predict", "--ckpt", "{root}/gpt"], "texts"),
+    ("finetune", ["--task", "classify", "--base", "{root}/bert", "--data", "{root}/latin1.csv", *FT_OUT],
+     "latin1.csv, line 2: not UTF-8 text (byte 0xe8)"),
+    ("finetune", ["--task", "classify", "--base", "{root}/bert", "--data", "{root}/blank_label.csv", *FT_OUT],
+     "blank_label.csv, row 3: the 'label' cell is blank"),
+    ("finetune", ["--task", "classify", "--base", "{root}/hf_truncated", "--data", "{root}/text.txt", *FT_OUT],
+     "pytorch_model.bin is not a readable PyTorch checkpoint"),
+    ("finetune", ["--task", "classify", "--base", "{root}/hf_random", "--data", "{root}/text.txt", *FT_OUT],
+     "pytorch_model.bin is not a readable PyTorch checkpoint"),
+    ("serve", ["--ckpt", "{root}/hf_truncated"], "pytorch_model.bin is not a readable PyTorch checkpoint"),
+    ("serve", ["--ckpt", "{root}/hf_random"], "pytorch_model.bin is not a readable PyTorch checkpoint"),
     ("sample", ["--ckpt", "{root}/gpt", "--temperature", "nan"], "--temperature"),
     ("sample", ["--ckpt", "{root}/gpt", "--temperature", "-1"], "--temperature"),
     ("sample", ["--ckpt", "{root}/gpt", "--top_p", "2"], "--top_p"),
@@ -94,6 +118,13 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("tokenizer", ["train", "--kind", "bpe", "{root}/text.txt", "{root}/tok"], "vocab_size"),
     ("tokenizer", ["train", "--kind", "char", "{root}/nope.txt", "{root}/tok"], "nope.txt: no such file"),
     ("tokenizer", ["train", "--kind", "magic", "{root}/text.txt", "{root}/tok"], "--kind"),
+    ("tokenizer", ["train", "--kind", "bpe", "--vocab_size", "300", "{root}/empty.txt", "{root}/tok"],
+     "the training text is empty (or only whitespace)"),
+    ("tokenizer", ["train", "--kind", "bpe", "{root}/text.txt", "{root}/tok"], "--vocab_size"),
+    ("tokenizer", ["train", "--kind", "sentencepiece", "--vocab_size", "5", "{root}/text.txt", "{root}/tok"],
+     "vocab_size of 5"),
+    ("tokenizer", ["train", "--kind", "char", "{root}/text.txt", "{root}/file"], "OUT {root}/file is a file"),
+    ("tokenizer", ["train", "--kind", "char", "{root}/text.txt", "/proc/minilm-tok"], "cannot be created"),
     ("parity", ["{root}/nowhere"], "nowhere is not a folder"),
     ("parity", ["{root}/hf_list"], "holds a JSON list"),
     ("parity", ["{root}/llama"], "config.json lacks vocab_size, hidden_size"),
@@ -118,7 +149,7 @@ def test_a_bad_input_gets_one_error_line_naming_it_and_exit_2(command, template,
     captured = capsys.readouterr()
     assert status == 2, captured.out[-2000:] + captured.err[-2000:]
     assert captured.err.startswith("error: ") and "Traceback" not in captured.err
-    assert named in captured.err
+    assert arguments([named], files)[0] in captured.err
 
 
 @pytest.mark.parametrize("failure", [lambda: torch.empty(1 << 62, dtype=torch.uint8),  # more than any address space

@@ -45,7 +45,7 @@ def test_build_tokenizer_refuses_a_named_vocabulary_and_says_where_it_is_fetched
 
 
 def test_trainable_kind_without_text_is_rejected():
-    with pytest.raises(ValueError, match="text="):
+    with pytest.raises(ValueError, match="the training text is empty"):
         build_tokenizer("bpe", vocab_size=1000)
 
 

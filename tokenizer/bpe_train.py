@@ -152,8 +152,9 @@ def train_bpe(text: str, vocab_size: int, special_tokens: list[str], pattern: st
     Returns (byte_ids, merges as (left, right, merged) ids, special_tokens as string -> id)."""
     n_merges = vocab_size - 256 - len(special_tokens)
     if n_merges < 0:
-        raise ConfigError(f"vocab_size={vocab_size} is too small: the 256 bytes and {len(special_tokens)} special "
-                          f"tokens alone need {256 + len(special_tokens)}")
+        raise ConfigError(f"a vocab_size of {vocab_size} is too small for byte-level BPE: the 256 bytes and "
+                          f"{len(special_tokens)} special token(s) alone need {256 + len(special_tokens)}; ask for "
+                          "more (GPT-2 has 50257)")
     if len(set(special_tokens)) != len(special_tokens):
         raise ValueError(f"special_tokens {special_tokens} has repeats")
     word_counts = count_words(text, special_tokens, pattern)

@@ -30,10 +30,12 @@ def build_tokenizer(kind: str, text: str | None = None, vocab_size: int | None =
     if kind not in TRAINABLE_KINDS:
         raise ConfigError(f"unknown tokenizer kind {kind!r}; choose one of {', '.join(TRAINABLE_KINDS)} "
                           "(the real gpt2 and bert-base-uncased vocabularies: data/tokenizers.py)")
-    if not text:
-        raise ConfigError(f"tokenizer kind {kind!r} is trained from text: pass text=<the training corpus>")
+    if not text or not text.strip():
+        raise ConfigError(f"tokenizer kind {kind!r} learns its vocabulary from text, and the training text is "
+                          "empty (or only whitespace): train it on a corpus with text in it")
     if kind != "char" and vocab_size is None:
-        raise ConfigError(f"tokenizer kind {kind!r} needs vocab_size=<target vocabulary size>")
+        raise ConfigError(f"tokenizer kind {kind!r} needs a target vocabulary size (vocab_size; on the command "
+                          "line --vocab_size), e.g. 4096")
     if kind == "char":
         return CharTokenizer.train(text)
     if kind == "bpe":

@@ -12,6 +12,7 @@ from pathlib import Path
 import sentencepiece as spm
 
 from common.atomic import write_bytes_atomic
+from common.errors import ConfigError
 
 from .base import Tokenizer, TokenizerFileError, check_ids, read_config, require, write_config
 
@@ -34,7 +35,7 @@ class SentencePieceTokenizer(Tokenizer):
             raise ValueError(f"model_type={model_type!r}; choose one of {MODEL_TYPES}")
         lines = [line for line in text.split("\n") if line.strip()]
         if not lines:
-            raise ValueError("SentencePiece needs non-empty training text")
+            raise ConfigError("SentencePiece learns its vocabulary from text, and the training text is empty")
         model = io.BytesIO()
         try:
             spm.SentencePieceTrainer.train(
@@ -43,7 +44,7 @@ class SentencePieceTokenizer(Tokenizer):
                 character_coverage=1.0, pad_id=0, unk_id=1, bos_id=2, eos_id=3, hard_vocab_limit=False,
                 split_digits=False, num_threads=2, minloglevel=2)
         except RuntimeError as err:
-            raise ValueError(f"SentencePiece training failed (vocab_size={vocab_size}): {err}") from None
+            raise ConfigError(f"SentencePiece training failed with a vocab_size of {vocab_size}: {err}") from None
         return cls(model.getvalue())
 
     @property

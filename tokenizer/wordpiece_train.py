@@ -30,7 +30,7 @@ def train_wordpiece(words: list[str], vocab_size: int, special_tokens: list[str]
     symbols = chars + [PREFIX + c for c in chars]
     n_merges = vocab_size - len(special_tokens) - len(symbols)
     if n_merges < 0:
-        raise ConfigError(f"vocab_size={vocab_size} is too small: {len(special_tokens)} special tokens and "
+        raise ConfigError(f"a vocab_size of {vocab_size} is too small: {len(special_tokens)} special tokens and "
                           f"{len(symbols)} character pieces (each of {len(chars)} characters with and without "
                           f"'##') already need {len(special_tokens) + len(symbols)}")
     symbol_id = {s: i for i, s in enumerate(symbols)}
