@@ -16,6 +16,7 @@ import torch
 from common.errors import ConfigError, run_command
 from data.assets import model_path
 from minilm.chat import ChatSession, load_chat_model
+from minilm.model.sampling import sampling_problem
 from minilm.training.cli import parse_args
 
 
@@ -37,6 +38,8 @@ class ChatConfig:
     def __post_init__(self):
         if self.max_new_tokens < 1:
             raise ConfigError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
+        if (problem := sampling_problem(self.temperature, self.top_k, self.top_p)) is not None:
+            raise ConfigError(f"--{problem}")  # the sampler's own rule, as sample.py and the server use it
 
 
 def answer(session: ChatSession, text: str, cfg: ChatConfig, generator) -> None:
