@@ -22,6 +22,7 @@ from minilm.training.checkpoint import load_checkpoint, resolve_checkpoint, save
 from minilm.training.cli import parse_args
 from minilm.model.sampling import sampling_problem
 from minilm.training.distributed import resolve_device
+from minilm.training.saved_config import check_saved_config
 from minilm.training.train_config import device_problem
 from tokenizer import load_tokenizer
 
@@ -30,11 +31,13 @@ def load_gpt(folder, device: str = "cpu"):
     """(GPT in eval mode, tokenizer) from a train_gpt.py checkpoint folder (its best/ or ckpt/)."""
     folder = resolve_checkpoint(folder)
     state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
-    if config.get("model_class") != "GPT" or not isinstance(config.get("model"), dict):
-        raise CheckpointError(
-            f"{folder / 'config.json'} is not a train_gpt.py checkpoint (model_class "
-            f"{config.get('model_class')!r}, expected 'GPT'); pass the best/ or ckpt/ folder of a "
-            "train_gpt.py run (a Hugging Face GPT-2 folder loads with minilm.from_pretrained)")
+    name = config.get("model_class")
+    if name != "GPT":  # another kind of folder: say which one to pass
+        what = "it names no model_class" if name is None else f"its model_class is {name!r}"
+        raise CheckpointError(f"{folder / 'config.json'} is not a train_gpt.py checkpoint ({what}); pass the best/ "
+                              "or ckpt/ folder of a train_gpt.py run (a Hugging Face GPT-2 folder loads with "
+                              "minilm.from_pretrained)")
+    check_saved_config(folder, config)  # its settings, as --resume checks them
     model = saved_model(folder, config, state_dict)
     tokenizer = load_tokenizer(folder / "tokenizer")
     if tokenizer.vocab_size != model.config.vocab_size:

@@ -3,6 +3,7 @@ exit status 2; never a traceback. The table runs each command's main through run
 `if __name__ == "__main__"` does; one case per command also runs as a real process."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -130,6 +131,49 @@ CASES = [  # (command, arguments with {root}, what the message must name)
     ("parity", ["{root}/llama"], "config.json lacks vocab_size, hidden_size"),
     ("assets", ["no-such-asset"], "unknown asset 'no-such-asset'"),
 ]
+
+
+RUN_FLAGS = ["--n_layer", "1", "--n_head", "2", "--n_embd", "16", "--block_size", "8", "--batch_size", "4",
+             "--num_samples", "0", *FAST_GPT]
+
+
+@pytest.fixture(scope="module")
+def run(files):
+    """One tiny train_gpt.py run, copied by each case that damages its config.json."""
+    train_gpt.main(["--data", str(files / "text.txt"), "--out_dir", str(files / "run"), *RUN_FLAGS])
+    return files / "run"
+
+
+DAMAGED_CONFIGS = {  # an edit of config.json -> what the error says
+    "no model_class": (lambda c: c.pop("model_class"), "names no model_class"),
+    "model_class a list": (lambda c: c.update(model_class=["GPT"]), "['GPT']"),
+    "no model": (lambda c: c.pop("model"), "has no 'model' settings"),
+    "model a list": (lambda c: c.update(model=[1]), "has no 'model' settings"),
+    "n_embd a string": (lambda c: c["model"].update(n_embd="16"), "n_embd must be a positive integer, got '16'"),
+    "data a string": (lambda c: c.update(data="x"), "'data' is 'x', not an object"),
+    "data_sha256 a number": (lambda c: c.update(data_sha256=5), "'data_sha256' is 5"),
+    "lr a string": (lambda c: c["train"].update(lr="x"), "lr is 'x', not a float"),
+    "an unknown train setting": (lambda c: c["train"].update(lr_typo=1), "['lr_typo'], which are not TrainConfig"),
+}
+
+
+@pytest.mark.parametrize("damage, named", DAMAGED_CONFIGS.values(), ids=DAMAGED_CONFIGS)
+@pytest.mark.parametrize("command", ["resume", "sample"])
+def test_a_damaged_config_json_is_one_error_line_for_resume_and_sample_alike(run, command, damage, named, tmp_path,
+                                                                              capsys):
+    damaged = shutil.copytree(run, tmp_path / "run")
+    for folder in ("ckpt", "best"):
+        config = json.loads((damaged / folder / "config.json").read_text())
+        damage(config)
+        (damaged / folder / "config.json").write_text(json.dumps(config))
+    if command == "resume":
+        argv = ["--data", str(run.parent / "text.txt"), "--out_dir", str(damaged), "--resume", *FAST_GPT]
+        status = run_command(train_gpt.main, argv)
+    else:
+        status = run_command(sample.main, ["--ckpt", str(damaged / "best"), "--max_new_tokens", "2"])
+    err = capsys.readouterr().err
+    assert status == 2 and err.startswith("error: ") and "Traceback" not in err, err
+    assert named in err
 
 
 def arguments(template: list[str], root: Path) -> list[str]:

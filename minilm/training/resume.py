@@ -19,6 +19,7 @@ from dataclasses import fields, replace
 from common.errors import CheckpointError, ConfigError
 
 from .checkpoint import checkpoint_to_resume, load_checkpoint
+from .saved_config import check_saved_config, check_section
 
 SCRIPT_OF = {"GPT": "train_gpt.py", "Llama": "train_gpt.py", "BertForPreTraining": "train_bert.py", "BertForMaskedLM": "train_bert.py",
              "Electra": "train_bert.py"}
@@ -32,6 +33,7 @@ def saved_run_config(out_dir, model_classes: str | tuple[str, ...]) -> dict:
     model_classes = (model_classes,) if isinstance(model_classes, str) else tuple(model_classes)
     folder = checkpoint_to_resume(out_dir)
     _, config, _ = load_checkpoint(folder, with_train_state=False)
+    check_saved_config(folder, config)  # keys and types, as sample.py checks them (saved_config.py)
     saved_class = config.get("model_class")
     if saved_class not in model_classes:
         script = SCRIPT_OF.get(saved_class)
@@ -46,6 +48,7 @@ def resumed_config(current, saved: dict, given: set[str], may_change: set[str]):
     """`current` (a config dataclass built from the flags) with every field taken from `saved`, except
     those in may_change that were given on the command line. A given flag that differs from the
     checkpoint and may not change is an error that lists the checkpoint's values."""
+    check_section(current, saved)  # each saved value of the type of its field (saved_config.py)
     conflicts, values = [], {}
     for field in fields(current):
         if field.name not in saved:
