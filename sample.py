@@ -18,9 +18,9 @@ import torch
 
 from common.errors import CheckpointError, ConfigError, run_command
 from minilm import GPT
+from minilm.model.sampling import sampling_problem
 from minilm.training.checkpoint import load_checkpoint, resolve_checkpoint, saved_model
 from minilm.training.cli import parse_args
-from minilm.model.sampling import sampling_problem
 from minilm.training.distributed import resolve_device
 from minilm.training.saved_config import check_saved_config
 from minilm.training.train_config import device_problem
@@ -70,8 +70,8 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
 
 
 def check_memory(config, prompt_tokens: int, num_samples: int, max_new_tokens: int, device) -> None:
-    """Refuse, before allocating anything, a batch of samples that cannot fit in memory: an allocation that
-    fails is a traceback, and one that just fits gets the process killed. The estimate, per sample in float32:
+    """Refuse, before allocating anything, a batch of samples that cannot fit in memory: the allocations of a
+    batch too large may each succeed, and the system then kills the process. The estimate, per sample in float32:
     the KV cache at full context, one forward pass over the context (its logits, MLP and attention scores), and
     the ids (int64, copied as they grow)."""
     T, C = config.block_size, config.n_embd
