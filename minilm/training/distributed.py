@@ -64,10 +64,11 @@ def shutdown_distributed(together: bool = True) -> None:
     agreed on), so they first wait for one another (a barrier). Without it, the process that finishes first
     (rank 1, which writes nothing) exits a few milliseconds after its last collective, while a gloo worker
     thread may still be letting go of that collective's tensors; a tensor freed there after Python began
-    shutting down needs the interpreter lock, and the thread is killed inside C++: "terminate called without
-    an active exception", exit status -6, seen under load. The barrier puts the others' saving and plotting
-    between the last collective that carries tensors and the exit. After an error in one process the others
-    may never get here, so then there is no barrier.
+    shutting down needs the interpreter lock, and the thread is killed inside C++ ("terminate called without
+    an active exception", exit status -6: what tests/test_fsdp.py met on a loaded machine). The barrier puts
+    the others' saving and plotting between the last collective that carries tensors and the exit. (The
+    group itself lives on until the process ends: FSDP's DTensors keep it, and destroying it does not stop
+    gloo's threads.) After an error in one process the others may never get here, so then no barrier.
     """
     if not dist.is_initialized():
         return
