@@ -13,7 +13,7 @@
     checkpoint.py   checkpoint folders: atomic, safe to load
     run_dir.py      an out_dir is never clobbered, and written by one run at a time
     resume.py       what --resume takes from the checkpoint: the model config and the tokenizer
-    stopping.py     SIGTERM saves like Ctrl-C; a diverged run stops before saving
+    stopping.py     Ctrl-C and SIGTERM stop at a step boundary; a diverged run or a full disk stops cleanly
     throughput.py   FLOPs per token and MFU
     cli.py          the command line, generated from the config dataclasses
     distributed.py  the device, and the process group under torchrun
