@@ -370,7 +370,10 @@ class Trainer:
         if bad is not None:
             raise TrainingDiverged(f"{bad} holds NaN or infinite values at step {self.step}; {folder} was not "
                                    f"written. {self._way_out()}")
-        weights = fsdp.Gathered(fsdp.gather_model_state(self.model, self.tied)) if self.sharded else self.checkpoint_weights()
+        if self.sharded:  # every process sends its shards; rank 0 keeps the whole weights
+            weights = fsdp.Gathered(fsdp.gather_model_state(self.model, self.tied))
+        else:
+            weights = self.checkpoint_weights()
         state = self._train_state() if with_train_state else None
         if not self.dist.is_main:
             return None
