@@ -47,8 +47,12 @@ def model(gguf_path):
 @pytest.fixture(scope="module")
 def hf_model(gguf_path):
     from transformers import AutoModelForCausalLM
-    return AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
-                                                dtype=torch.float32).eval()
+    hf_model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name,
+                                                    dtype=torch.float32).eval()
+    # The file's <|im_end|> as generate's default end token would stop an answer even where a call passes
+    # eos_token_id=None; hf_greedy says where to stop.
+    hf_model.generation_config.eos_token_id = None
+    return hf_model
 
 
 def chat_prompt(tokenizer, text: str) -> torch.Tensor:
