@@ -65,6 +65,7 @@ def main(argv=None) -> None:
     path = fetch("smollm2-gguf")
     model, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
     hf_model = AutoModelForCausalLM.from_pretrained(str(path.parent), gguf_file=path.name, dtype=torch.float32).eval()
+    hf_model.generation_config.eos_token_id = None  # else generate stops at <|im_end|> even when told eos None
 
     rows = [tokenizer.apply_chat_template([{"role": "user", "content": text}]) for text in PROMPTS]
     batch_ids, batch_mask = left_padded(rows)
