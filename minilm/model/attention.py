@@ -151,10 +151,11 @@ class MultiHeadAttention(nn.Module):
 
     def _fused_attention(self, q, k, v, allowed, attention_mask):
         dropout_p = self.attn_dropout.p if self.training else 0.0
+        gqa = k.size(1) < q.size(1)  # fewer key/value heads than query heads (Llama's GQA): the kernel shares them
         if allowed is None:
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, enable_gqa=gqa)
         if self.causal and attention_mask is None and q.size(2) == k.size(2):
             # Plain causal attention: let the kernel build the mask (it can skip masked blocks).
             # (Not when there is a padding mask, even with batch size 1: is_causal would drop it.)
-            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p)
+            return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=True, enable_gqa=gqa)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, dropout_p=dropout_p, enable_gqa=gqa)

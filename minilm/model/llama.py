@@ -68,7 +68,9 @@ class GroupedQueryAttention(MultiHeadAttention):
     def forward(self, x, attention_mask=None, kv_cache: LayerCache | None = None, rotary=None):
         """x: (B, T, C) -> (B, T, C). rotary: (cos, sin) of the T positions, from Llama.forward."""
         q, k, v = self._project(x, kv_cache, rotary)  # q (B, n_head, T, hd); k, v (B, n_kv_head, T_k, hd)
-        return self._attend(q, self._share(k), self._share(v), attention_mask)
+        if self.attn_impl == "manual":  # the written-out product needs a key/value head per query head;
+            k, v = self._share(k), self._share(v)  # the fused kernel shares them itself, without copying
+        return self._attend(q, k, v, attention_mask)
 
     @torch.no_grad()
     def attention_probs(self, x, attention_mask=None, rotary=None):
