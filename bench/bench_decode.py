@@ -10,9 +10,7 @@ parts (each timed for both libraries, written-out attention ("eager") and torch'
     load     seconds to read the GGUF: minilm's load_gguf, the same with the old random initialisation first,
              transformers' from_pretrained(folder, gguf_file=...)
     decode   one chat prompt, greedy, 128 new tokens: new tokens / wall time of generate (prefill included)
-    prefill  a ~200-token prompt, one new token: prompt tokens / time to the first token; also minilm with the
-             LM head applied at the last position only (transformers' generate does that; minilm's forward
-             computes the logits of every position): what that change to the model would gain
+    prefill  a ~200-token prompt, one new token: prompt tokens / time to the first token
     batch    16 chat prompts, left padded, greedy, 128 new tokens each: all new tokens / wall time
     memory   bytes held by the KV cache after a 2,048-token prefill at SmolLM2's shape, random weights:
              3 key/value heads (GQA, as SmolLM2) against 9 (one per query head)
@@ -114,18 +112,6 @@ def generate(lib: str, model, ids, mask, new_tokens: int) -> torch.Tensor:
                          generation_config=config)  # under torch.no_grad, as minilm's generate
     assert out.size(1) == ids.size(1) + new_tokens, "transformers stopped early: both must do the same work"
     return out[:, ids.size(1):]
-
-
-@torch.no_grad()
-def first_token_head_at_last_position(model, ids) -> torch.Tensor:
-    """minilm's prefill as a proposed change would run it: Llama.forward's steps, the LM head applied to the
-    last position only (generate reads no other; transformers' generate does the same). (1, 1) greedy id."""
-    x = model.wte(ids)  # (1, T, C)
-    rotary = model.rotary(torch.arange(ids.size(1))[None], x.dtype)
-    cache = KVCache(model.config.n_layer)  # filled, as generate's prefill fills it
-    for block, layer_cache in zip(model.blocks, cache.layers):
-        x = block(x, None, layer_cache, rotary=rotary)
-    return model.lm_head(model.ln_f(x[:, -1:])).argmax(dim=-1)  # (1, 1): the head on one position, not T
 
 
 def timed(fn):
@@ -264,9 +250,7 @@ def main(argv=None) -> None:
             results["decode"] = speed_part("decode", models, runners, ids, None, NEW_TOKENS, NEW_TOKENS, args.rounds)
         if "prefill" in args.parts:
             ids = torch.tensor([chat_ids(tokenizer, PREFILL_TEXT)])
-            with_proposal = {**runners, "minilm, head at the last position": lambda ids, mask, new_tokens:
-                             first_token_head_at_last_position(minilm_model, ids)}
-            results["prefill"] = speed_part("prefill", models, with_proposal, ids, None, 1, ids.size(1), args.rounds)
+            results["prefill"] = speed_part("prefill", models, runners, ids, None, 1, ids.size(1), args.rounds)
         if "batch" in args.parts:
             ids, mask = left_padded([chat_ids(tokenizer, text) for text in BATCH_PROMPTS], pad_id=0)
             results["batch"] = speed_part("batch", models, runners, ids, mask, NEW_TOKENS, NEW_TOKENS * ids.size(0),

@@ -128,6 +128,14 @@ def test_kv_cache_decoding_with_left_padding_matches_full_forward():
         torch.testing.assert_close(step_logits[:, 0], full_logits[:, t], rtol=0, atol=1e-5)
 
 
+def test_last_only_gives_the_last_positions_logits_of_the_full_forward():
+    model, ids = tiny_gpt(), random_ids(2, 9)
+    full, _ = model(ids)
+    last, _ = model(ids, last_only=True)
+    assert last.shape == (2, 1, VOCAB)
+    torch.testing.assert_close(last, full[:, -1:], rtol=0, atol=1e-6)
+
+
 def test_greedy_generate_gives_the_same_tokens_with_and_without_cache():
     model, prompt = tiny_gpt(), random_ids(2, 3)
     cached = model.generate(prompt, max_new_tokens=10, temperature=0, use_cache=True)

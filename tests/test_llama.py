@@ -172,6 +172,15 @@ def test_fused_attention_matches_the_written_out_one_with_gqa_and_the_cache():
         torch.testing.assert_close(actual, expected, rtol=0, atol=1e-5)
 
 
+def test_last_only_gives_the_last_positions_logits_with_the_cache():
+    model, ids = tiny_llama(), random_ids(2, 9)
+    full, _ = model(ids)
+    cache = KVCache(model.config.n_layer)
+    last, _ = model(ids, kv_cache=cache, last_only=True)
+    assert last.shape == (2, 1, VOCAB) and cache.next_position == 9  # every position still goes into the cache
+    torch.testing.assert_close(last, full[:, -1:], rtol=0, atol=1e-6)
+
+
 def test_a_left_padded_row_gives_the_logits_it_gives_alone():
     model, T = tiny_llama(), 9
     ids = random_ids(2, T)

@@ -37,7 +37,7 @@ def generate_tokens(model, input_ids, max_new_tokens: int, temperature: float = 
         else:
             new_ids = input_ids[:, -1:]  # a step: only the newest token
         mask, position_ids = _padding_inputs(attention_mask, start, new_ids.size(1))
-        logits, _ = model(new_ids, attention_mask=mask, position_ids=position_ids, kv_cache=cache)
+        logits, _ = model(new_ids, attention_mask=mask, position_ids=position_ids, kv_cache=cache, last_only=True)
         next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)
         if eos_token_ids:
             next_id = next_id.masked_fill(finished[:, None], eos_token_ids[0])  # a finished row repeats its end

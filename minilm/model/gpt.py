@@ -34,16 +34,19 @@ class GPT(TransformerModel):
                 nn.init.normal_(proj.weight, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
 
     def forward(self, input_ids, targets=None, attention_mask=None, position_ids=None,
-                kv_cache: KVCache | None = None):
+                kv_cache: KVCache | None = None, last_only: bool = False):
         """input_ids: (B, T) token ids. Returns logits (B, T, vocab_size) and the loss if targets are given.
 
         attention_mask (B, T_past + T): 1 for real tokens, 0 for padding. position_ids (B or 1, T):
         defaults to past, ..., past + T - 1 (with left padding, pass positions that start at the
         first real token). kv_cache: keys and values of earlier positions, updated in place.
+        last_only: logits (B, 1, vocab_size) of the last position only, all that generation reads.
         """
         x = self.embed(input_ids, position_ids, kv_cache)  # (B, T, C)
         for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
             x = block(x, attention_mask, layer_cache)
+        if last_only:  # the head is the largest matrix product of a prompt: skip the rows nobody reads
+            x = x[:, -1:]  # (B, 1, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = next_token_loss(logits, targets) if targets is not None else None
         return logits, loss

@@ -120,7 +120,8 @@ class Llama(GPT):
             for proj in (block.attn.out_proj, block.mlp.down_proj):
                 nn.init.normal_(proj.weight, mean=0.0, std=config.init_std / math.sqrt(2 * config.n_layer))
 
-    def forward(self, input_ids, targets=None, attention_mask=None, position_ids=None, kv_cache=None):
+    def forward(self, input_ids, targets=None, attention_mask=None, position_ids=None, kv_cache=None,
+                last_only: bool = False):
         """GPT.forward's inputs and outputs; position_ids turn q and k instead of picking position vectors."""
         B, T = input_ids.shape
         past = kv_cache.next_position if kv_cache is not None else 0
@@ -131,6 +132,8 @@ class Llama(GPT):
         rotary = self.rotary(position_ids, x.dtype)  # cos, sin (B or 1, T, head_dim), shared by every layer
         for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
             x = block(x, attention_mask, layer_cache, rotary=rotary)
+        if last_only:  # as in GPT.forward: generation reads the last position only
+            x = x[:, -1:]  # (B, 1, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
         loss = next_token_loss(logits, targets) if targets is not None else None
         return logits, loss
