@@ -106,7 +106,19 @@ def write_intents_file(language: str = "english") -> Path:
     return path
 
 
-DERIVED_DATA = {"chatterbot-intents": write_intents_file}  # --data names finetune.py resolves to a file
+def write_chat_file(language: str = "english") -> Path:
+    """A .jsonl file of one conversation per question and answer, {"messages": [user: question, assistant:
+    answer]}, for instruction tuning (finetune.py --task chat --data chatterbot-chat); kept in the cache."""
+    questions = unique_questions(read_language(language))
+    lines = [json.dumps({"messages": [{"role": "user", "content": q.text}, {"role": "assistant", "content": answer}]})
+             for q in questions for answer in q.answers]
+    path = cache_dir() / "derived" / f"chatterbot-chat-{language}.jsonl"
+    write_text_atomic(path, "".join(line + "\n" for line in lines))
+    return path
+
+
+DERIVED_DATA = {"chatterbot-intents": write_intents_file,  # --data names finetune.py resolves to a file
+                "chatterbot-chat": write_chat_file}
 
 
 def qa_text(questions: list[Question]) -> str:

@@ -8,6 +8,8 @@ Tagging files (one sentence per example):
     CoNLL         one word per line, its tag in the last column, a blank line between sentences
                   (-DOCSTART- lines are skipped), so CoNLL-2003 files work as they are
     word/TAG      one sentence per line: "The/DT cat/NN sat/VBD ./."
+Chat files (instruction tuning, one conversation per line):
+    .jsonl        {"messages": [{"role": "user", "content": ...}, {"role": "assistant", "content": ...}]}
 
 The held-out split does not depend on the file's order or on the training seed: each example is
 ranked by the sha256 of its text and the lowest-ranked share goes to validation (duplicates land
@@ -39,6 +41,43 @@ class TextExample:
 class TaggedSentence:
     words: list[str]
     tags: list[str]
+
+
+@dataclass
+class ChatExample:
+    messages: list[dict]  # [{"role": "system" | "user" | "assistant", "content": str}, ...]
+
+
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+# ---------------------------------------------------------------------------------- chat
+
+def read_chat_file(path) -> list[ChatExample]:
+    """A .jsonl file of {"messages": [...]} lines, each message a {"role", "content"} of strings, roles from
+    CHAT_ROLES, at least one of them the assistant's (what SFT learns)."""
+    path = _existing_file(path)
+    if path.suffix.lower() != ".jsonl":
+        raise FinetuneDataError(f"{path}: chat data must be a .jsonl file, one {{\"messages\": [...]}} per line")
+    examples = [ChatExample(_messages(row, path, number)) for number, row in _read_jsonl(path)]
+    if not examples:
+        raise FinetuneDataError(f"{path} holds no conversation; write one {{\"messages\": [...]}} per line")
+    return examples
+
+
+def _messages(row: dict, path: Path, number: int) -> list[dict]:
+    where = f"{path}, line {number}"
+    messages = row.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise FinetuneDataError(f'{where}: expected {{"messages": [{{"role": "user", "content": ...}}, ...]}}')
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in CHAT_ROLES \
+                or not isinstance(message.get("content"), str):
+            raise FinetuneDataError(f"{where}: {json.dumps(message)[:80]} is not a message; each is "
+                                    f"{{\"role\": one of {', '.join(CHAT_ROLES)}, \"content\": a string}}")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise FinetuneDataError(f"{where}: no assistant message, so there is no answer to learn")
+    return [{"role": m["role"], "content": m["content"]} for m in messages]
 
 
 # ---------------------------------------------------------------------------------- classification
@@ -203,6 +242,8 @@ def example_key(example) -> str:
     """The text an example is identified by for the held-out split."""
     if isinstance(example, TaggedSentence):
         return " ".join(example.words)
+    if isinstance(example, ChatExample):
+        return json.dumps(example.messages)
     return example.text if example.text_b is None else example.text + "\n" + example.text_b
 
 

@@ -1,11 +1,12 @@
 """Fine-tuning data: file readers, clear errors for bad files, the held-out split, first-sub-word labels."""
 
 import json
+import re
 
 import pytest
 
-from data.finetune_data import (FinetuneDataError, LabelMap, TaggedSentence, TextExample, held_out_split,
-                                read_classification_file, read_tagging_file)
+from data.finetune_data import (ChatExample, FinetuneDataError, LabelMap, TaggedSentence, TextExample,
+                                held_out_split, read_chat_file, read_classification_file, read_tagging_file)
 from minilm.finetune.encode import IGNORE_INDEX, encode_tagged_sentences, encode_text_examples
 from finetune_fixtures import tiny_wordpiece
 
@@ -84,3 +85,31 @@ def test_tag_goes_on_the_first_sub_word_and_the_rest_are_ignored():
     assert encoded["labels"] == [IGNORE_INDEX, ids["DT"], ids["JJ"], IGNORE_INDEX, ids["NNS"], IGNORE_INDEX,
                                  IGNORE_INDEX]
     assert n_cut == 0
+
+
+# Chat files (instruction tuning)
+
+def write_chat_lines(tmp_path, *rows) -> str:
+    path = tmp_path / "chats.jsonl"
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_chat_file_reads_one_conversation_per_line(tmp_path):
+    messages = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]
+    path = write_chat_lines(tmp_path, {"messages": messages}, {"messages": [{"role": "system", "content": "Be kind."},
+                                                                           *messages]})
+    examples = read_chat_file(path)
+    assert examples[0] == ChatExample(messages) and [m["role"] for m in examples[1].messages][0] == "system"
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"text": "hi"}, 'expected {"messages"'),
+    ({"messages": [{"role": "user", "content": "Hi?"}]}, "no assistant message"),
+    ({"messages": [{"role": "bot", "content": "Hi?"}]}, "is not a message"),
+    ({"messages": [{"role": "assistant", "content": 3}]}, "is not a message"),
+])
+def test_a_chat_line_that_is_not_a_conversation_is_refused_naming_the_line(tmp_path, row, message):
+    good = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    with pytest.raises(FinetuneDataError, match=f"line 2: .*{re.escape(message)}"):
+        read_chat_file(write_chat_lines(tmp_path, good, row))
