@@ -43,7 +43,7 @@ def client(models):
 # ---------------------------------------------------------------------------------------- what is loaded
 
 def test_models_lists_each_model_with_the_endpoints_it_serves(client):
-    listed = {m["name"]: m["endpoints"] for m in client.get("/v1/models").json()["models"]}
+    listed = {m["id"]: m["endpoints"] for m in client.get("/v1/models").json()["data"]}
     assert listed == {"gpt": ["generate"], "sentiment": ["classify", "embed"], "tagger": ["tag", "embed"],
                       "mlm": ["fill-mask", "embed"], "hf-bert": ["embed"]}
 

@@ -3,6 +3,7 @@
     python -m minilm.serve --ckpt out/sentiment-minilm
     python -m minilm.serve --ckpt out/sentiment-minilm --ckpt gpt=out/gpt-small --port 8000
     python -m minilm.serve --ckpt minilm-l6 --api_key "$(cat key.txt)"     (or MINILM_API_KEY=...)
+    python -m minilm.serve --ckpt smollm2                                  a chat model: /v1/chat/completions, /chat
     python -m minilm.serve --help                                          every flag, with its default
 
 Each model is loaded once, before the port opens. SIGTERM (or Ctrl-C) stops the server gracefully: it stops
@@ -11,28 +12,45 @@ still waits then is answered 503, a generation ends with the text it has; minilm
 """
 
 import sys
+import time
 
 import torch
 
 from common.errors import run_command
-from data.assets import BASE_MODELS, base_model_folder
+from data.assets import base_model_folder, model_path
 from data.tokenizers import named_tokenizer
+from minilm.chat.load import end_ids, load_chat_model
+from minilm.gguf import is_gguf
+from minilm.model import GPT
 from minilm.training.cli import parse_args
 
 from .app import create_app
 from .config import ServeConfig
 from .metrics import Metrics
-from .models import load_served_model, parse_model_specs
+from .models import has_chat_template, load_served_model, parse_model_specs, served_chat_model
 from .server import serve
 from .service import Service
 
 
+def load_model(name: str, spec: str):
+    """One --ckpt: an alias (minilm-l6, smollm2) fetched on first use; a chat model (a .gguf file, a folder whose
+    tokenizer has a chat template) through minilm.chat's loader, as `python -m minilm.chat` loads it."""
+    path = model_path(spec)
+    if path.exists() and (is_gguf(path) or has_chat_template(path)):
+        start = time.perf_counter()
+        chat = load_chat_model(path)
+        return served_chat_model(name, chat, time.perf_counter() - start)
+    served = load_served_model(name, str(path), base_model_folder, lambda: named_tokenizer("gpt2"))
+    if isinstance(served.model, GPT) and getattr(served.tokenizer, "chat_template", None):
+        served.end_ids = end_ids(served.tokenizer)  # e.g. a fine-tuned chat model: it chats too
+    return served
+
+
 def load_models(specs: list[str]) -> dict:
-    """{name: ServedModel} for the --ckpt flags; an alias (minilm-l6) is fetched on first use."""
+    """{name: ServedModel} for the --ckpt flags."""
     models = {}
     for name, spec in parse_model_specs(specs).items():
-        folder = str(base_model_folder(spec)) if spec in BASE_MODELS else spec
-        models[name] = load_served_model(name, folder, base_model_folder, lambda: named_tokenizer("gpt2"))
+        models[name] = load_model(name, spec)
         served = models[name]
         print(f"loaded {name}: {type(served.model).__name__} from {served.source} in {served.load_seconds:.1f} s, "
               f"serves {', '.join(served.endpoints)}", flush=True)

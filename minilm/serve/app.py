@@ -1,11 +1,14 @@
 """The FastAPI app: its routes, the bearer-token check, CORS, the body-size limit and one error format.
 
     POST /v1/generate  /v1/classify  /v1/tag  /v1/fill-mask  /v1/embed     (token required, if one is set)
+    POST /v1/chat/completions                                              (OpenAI's protocol; chat_routes.py)
     GET  /v1/models    /metrics                                            (token required, if one is set)
-    GET  /health       /docs  /openapi.json                                (open)
+    GET  /health       /chat  /docs  /openapi.json                         (open)
 
 Every refusal has the same body, {"detail": "<what is wrong and how to fix it>", "field": "<field or null>"},
-whether it comes from validation (422), a limit, the queue (503) or the token check (401).
+whether it comes from validation (422), a limit, the queue (503) or the token check (401). On
+/v1/chat/completions it has OpenAI's, {"error": {"message", "type", "param", "code"}}, and what is 422
+elsewhere is 400 there (openai_chat.py), so OpenAI's clients read it as they read OpenAI's own.
 """
 
 import hmac
@@ -20,8 +23,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.exceptions import HTTPException
 
 from .body_guard import BodyGuard
+from .chat_routes import CHAT_PATH, chat_routes, page_routes
 from .limits import RequestError
 from .metrics import MetricsMiddleware
+from .openai_chat import error_body, field_errors, openai_status
 from .schemas import (ClassifyRequest, ClassifyResponse, EmbedRequest, EmbedResponse, ErrorBody, FillMaskRequest,
                       FillMaskResponse, GenerateRequest, GenerateResponse, Health, ModelList, TagRequest, TagResponse)
 from .service import Service
@@ -40,11 +45,13 @@ def create_app(service: Service) -> FastAPI:
 
     app = FastAPI(title="minilm", summary="GPT and BERT models behind HTTP (docs/serving.md)", lifespan=lifespan)
     app.state.service = service
-    routers = [_api_routes(service), _open_routes(service)]
-    app.include_router(routers[0], dependencies=[Depends(_token_check(service.config.api_key))], responses=ERRORS)
-    app.include_router(routers[1])
+    routers = [_api_routes(service), chat_routes(service), _open_routes(service), page_routes()]
+    for router in routers[:2]:
+        app.include_router(router, dependencies=[Depends(_token_check(service.config.api_key))], responses=ERRORS)
+    for router in routers[2:]:
+        app.include_router(router)
     _add_error_handlers(app)
-    app.add_middleware(BodyGuard, max_bytes=service.config.max_body_bytes)  # each add_middleware wraps the last
+    app.add_middleware(BodyGuard, max_bytes=service.config.max_body_bytes, body=error_json)  # each wraps the last
     if service.config.cors_origin:
         app.add_middleware(CORSMiddleware, allow_origins=service.config.cors_origin, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
@@ -70,8 +77,8 @@ def _api_routes(service: Service) -> APIRouter:
                              response_model=response_model, name=endpoint.replace("-", "_"))
 
     @router.get("/v1/models", response_model=ModelList)
-    async def models():
-        return {"models": [served.describe() for served in service.models.values()]}
+    async def models():  # OpenAI's list shape, so its clients' models.list() reads it
+        return {"object": "list", "data": [served.describe() for served in service.models.values()]}
 
     @router.get("/metrics", response_class=Response)
     async def metrics():
@@ -114,19 +121,30 @@ def _token_check(api_key: str | None):
     return check
 
 
+def error_json(path: str, status: int, message: str, field: str | None, code: str | None = None) -> tuple[dict, int]:
+    """(body, status) of a refusal, in the shape of the endpoint at path: OpenAI's on chat, minilm's elsewhere."""
+    if path == CHAT_PATH:
+        return error_body(openai_status(status), message, field, code), openai_status(status)
+    return {"detail": message, "field": field}, status
+
+
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestError)
     async def refused(request: Request, error: RequestError):
-        return JSONResponse(error.body(), status_code=error.status, headers=error.headers)
+        body, status = error_json(request.url.path, error.status, error.message, error.field, error.code)
+        return JSONResponse(body, status_code=status, headers=error.headers)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError):
-        return JSONResponse(*validation_body(error.errors()))
+        body, status = validation_body(error.errors())
+        if request.url.path == CHAT_PATH and body["field"] is not None:  # name each field whole: messages[0].role
+            body["detail"], body["field"] = field_errors(error.errors())
+        return JSONResponse(*error_json(request.url.path, status, body["detail"], body["field"]))
 
     @app.exception_handler(HTTPException)  # FastAPI's own: an unknown path (404), a wrong method (405)
     async def http_error(request: Request, error: HTTPException):
-        return JSONResponse({"detail": str(error.detail), "field": None}, status_code=error.status_code,
-                            headers=error.headers)
+        body, status = error_json(request.url.path, error.status_code, str(error.detail), None)
+        return JSONResponse(body, status_code=status, headers=error.headers)
 
 
 def validation_body(errors: list[dict]) -> tuple[dict, int]:

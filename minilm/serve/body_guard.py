@@ -12,15 +12,17 @@ from starlette.datastructures import Headers
 
 
 class BodyGuard:
-    def __init__(self, app, max_bytes: int):
+    def __init__(self, app, max_bytes: int, body=None):
         self.app, self.max_bytes = app, max_bytes
+        # body(path, status, message, field) -> (JSON body, status): the refusal in the endpoint's own shape
+        self.body = body or (lambda path, status, message, field: ({"detail": message, "field": field}, status))
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
             return await self.app(scope, receive, send)
         length = Headers(scope=scope).get("content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            return await self._refuse(send, 413, self._too_large())
+            return await self._refuse(scope, send, 413, self._too_large())
         body, more = b"", True
         while more:
             message = await receive()
@@ -29,19 +31,20 @@ class BodyGuard:
             body += message.get("body", b"")
             more = message.get("more_body", False)
             if len(body) > self.max_bytes:
-                return await self._refuse(send, 413, self._too_large())
+                return await self._refuse(scope, send, 413, self._too_large())
         try:
             body.decode("utf-8")
         except UnicodeDecodeError as err:
-            return await self._refuse(send, 400, f"request body: not valid UTF-8 (byte 0x{body[err.start]:02x} at "
-                                      f"position {err.start}); JSON must be sent as UTF-8")
+            return await self._refuse(scope, send, 400, f"request body: not valid UTF-8 (byte "
+                                      f"0x{body[err.start]:02x} at position {err.start}); JSON must be sent as UTF-8")
         await self.app(scope, _replay(body, receive), send)
 
     def _too_large(self) -> str:
         return f"request body: larger than this server's {self.max_bytes:,} bytes (--max_body_bytes)"
 
-    async def _refuse(self, send, status: int, message: str) -> None:
-        body = json.dumps({"detail": message, "field": None}).encode()
+    async def _refuse(self, scope, send, status: int, message: str) -> None:
+        shaped, status = self.body(scope["path"], status, message, None)
+        body = json.dumps(shaped).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})

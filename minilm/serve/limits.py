@@ -8,9 +8,11 @@ Nothing a client sends should reach a 500: each check below runs before the mode
 
 
 class RequestError(Exception):
-    def __init__(self, status: int, field: str | None, message: str, headers: dict | None = None):
+    def __init__(self, status: int, field: str | None, message: str, headers: dict | None = None,
+                 code: str | None = None):
         super().__init__(message)
         self.status, self.field, self.message, self.headers = status, field, message, headers
+        self.code = code  # a machine-readable reason, for the OpenAI error shape (e.g. "context_length_exceeded")
 
     def body(self) -> dict:
         return {"detail": self.message, "field": self.field}

@@ -8,10 +8,15 @@ each can do. Compressed checkpoints load the same way, since the loaders read th
     a Hugging Face BERT folder with MLM weights     from_pretrained                    fill-mask, embed
     any other GPT or BERT: train_gpt.py, a Hugging  open_model                         generate (GPT),
       Face GPT-2 or BertModel folder, minilm-l6                                        embed (BERT)
+    a chat model: a .gguf file (smollm2), a folder  load_chat_model (minilm/chat/,     generate, chat
+      whose tokenizer has a chat template            called by __main__.py)
+
+A decoder whose tokenizer carries a chat template serves chat (POST /v1/chat/completions) as well as generate.
 """
 
+import json
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -38,6 +43,8 @@ class ServedModel:
     tokenizer: object
     labels: list[str] | None  # a classifier's or tagger's label names
     load_seconds: float
+    end_ids: tuple[int, ...] | None = None  # a chat model's end-of-turn tokens; None: no chat template, no chat
+    created: int = field(default_factory=lambda: int(time.time()))  # when it was loaded (Unix time)
 
     @property
     def core(self) -> torch.nn.Module:
@@ -65,11 +72,14 @@ class ServedModel:
             own = ("fill-mask",)
         else:
             own = ("generate",) if isinstance(self.model, GPT) else ()
+        own += ("chat",) if self.end_ids is not None else ()  # only a decoder's chat template gives end_ids
         return own + (("embed",) if isinstance(self.core, Bert) else ())
 
     def describe(self) -> dict:
-        """What GET /v1/models says; "parameters" counts buffers too (an int8 checkpoint keeps its weights there)."""
-        return {"name": self.name, "kind": type(self.model).__name__, "family": self.family, "source": self.source,
+        """What GET /v1/models says of it: OpenAI's four fields (id, object, created, owned_by), then minilm's;
+        "parameters" counts buffers too (an int8 checkpoint keeps its weights there)."""
+        return {"id": self.name, "object": "model", "created": self.created, "owned_by": "minilm",
+                "name": self.name, "kind": type(self.model).__name__, "family": self.family, "source": self.source,
                 "endpoints": list(self.endpoints), "labels": self.labels, "context": self.context,
                 "parameters": sum(t.numel() for t in chain(self.model.parameters(), self.model.buffers())),
                 "load_seconds": round(self.load_seconds, 3)}
@@ -83,6 +93,7 @@ def parse_model_specs(specs: list[str]) -> dict[str, str]:
         if not sep:
             path = Path(spec.rstrip("/"))
             name, folder = (path.parent.name if path.name in ("best", "ckpt", "merged") else path.name), spec
+            name = name.removesuffix(".gguf")
         if not name or not folder:
             raise ConfigError(f"--ckpt {spec!r}: expected FOLDER or NAME=FOLDER")
         if name in named:
@@ -113,6 +124,21 @@ def load_served_model(name: str, spec: str, resolve_alias=None, gpt2_tokenizer=N
     served = ServedModel(name, str(folder), model.eval(), tokenizer, labels, time.perf_counter() - start)
     _check_tokenizer(served)
     return served
+
+
+def served_chat_model(name: str, chat, load_seconds: float) -> ServedModel:
+    """A ServedModel of a minilm.chat ChatModel (its model, tokenizer with template, end-of-turn ids, source)."""
+    return ServedModel(name, chat.source, chat.model.eval(), chat.tokenizer, None, load_seconds, tuple(chat.end_ids))
+
+
+def has_chat_template(folder) -> bool:
+    """A model folder whose saved tokenizer carries a chat template (a chat model saved by minilm), read from
+    tokenizer/tokenizer.json without loading the tokenizer."""
+    config = Path(folder) / "tokenizer" / "tokenizer.json"
+    try:
+        return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def _check_tokenizer(served: ServedModel) -> None:

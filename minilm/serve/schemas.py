@@ -125,7 +125,11 @@ class EmbedResponse(BaseModel):
     embeddings: list[list[float]]
 
 
-class ModelInfo(BaseModel):
+class ModelInfo(BaseModel):  # OpenAI's model object (id, object, created, owned_by), then minilm's fields
+    id: str
+    object: Literal["model"]
+    created: int
+    owned_by: str
     name: str
     kind: str
     family: str
@@ -137,8 +141,9 @@ class ModelInfo(BaseModel):
     load_seconds: float
 
 
-class ModelList(BaseModel):
-    models: list[ModelInfo]
+class ModelList(BaseModel):  # OpenAI's list shape
+    object: Literal["list"]
+    data: list[ModelInfo]
 
 
 class Health(BaseModel):

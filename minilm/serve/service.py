@@ -7,6 +7,7 @@ worker (docs/serving.md). Everything here runs on the event loop and returns qui
     begin_shutdown()         SIGTERM: no new work; at the deadline what waits is refused  503
                              (two lanes, each its own queue and workers: generation apart from the rest)
     stream(...)              queue a generation, yield its server-sent events
+    events(...)              queue a generation or a chat, yield its (kind, data) events (chat_routes.py)
 """
 
 import asyncio
@@ -14,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 
+from .chat_job import run_chat
 from .config import ServeConfig
 from .inference import run_encoder_jobs, run_generation
 from .limits import RequestError, check_max_new_tokens, check_text_chars, check_text_count
@@ -22,6 +24,7 @@ from .models import ServedModel
 from .scheduler import Job, QueueFull, Scheduler, ShuttingDown
 
 RETRY_AFTER_SECONDS = "1"
+GENERATING = ("generate", "chat")  # the endpoints that run token by token, one request at a time, in their lane
 ANSWERING_SHARE = 0.1  # the last tenth of --shutdown_timeout is kept for sending the last answers
 
 
@@ -30,6 +33,7 @@ class Service:
     models: dict[str, ServedModel]
     config: ServeConfig
     metrics: Metrics
+    retriever: object = None  # for chat: retrieve(messages) -> (messages, sources), see chat_job.py; None: no RAG
 
     def __post_init__(self):
         if any(name != served.name for name, served in self.models.items()):
@@ -92,13 +96,18 @@ class Service:
             raise RequestError(404, "model", f"model: no model named {name!r} is loaded; loaded: {loaded}")
         served = self.models[name]
         if endpoint not in served.endpoints:
+            why = " (it has no chat template: serve a chat model, e.g. --ckpt smollm2)" if endpoint == "chat" else ""
             raise RequestError(400, "model", f"model: {name!r} is a {type(served.model).__name__} and cannot "
-                               f"{endpoint}; it serves {', '.join(served.endpoints) or 'nothing'}")
+                               f"{endpoint}{why}; it serves {', '.join(served.endpoints) or 'nothing'}")
         return served
 
     def check_limits(self, endpoint: str, request) -> int:
         """The cheap checks, before queueing; returns the number of texts in the request."""
         cfg = self.config
+        if endpoint == "chat":
+            for i, message in enumerate(request.messages):
+                check_text_chars(message.content, cfg.max_text_chars, f"messages[{i}].content")
+            return 1
         if endpoint in ("classify", "embed"):
             check_text_count(len(request.texts), cfg.max_texts)
             for i, text in enumerate(request.texts):
@@ -118,9 +127,9 @@ class Service:
         size = self.check_limits(endpoint, request)
         loop = asyncio.get_running_loop()
         job = Job((served.name, endpoint), size, request, time.monotonic() + self.config.request_timeout, loop,
-                  None if on_event else loop.create_future(), endpoint != "generate", on_event)
+                  None if on_event else loop.create_future(), endpoint not in GENERATING, on_event)
         try:
-            self.lanes["generate" if endpoint == "generate" else "encode"].submit(job)
+            self.lanes["generate" if endpoint in GENERATING else "encode"].submit(job)
         except QueueFull:
             raise RequestError(503, None, f"the server is busy: all {self.config.max_queue} places in its queue are "
                                "taken (--max_queue); retry shortly", {"Retry-After": RETRY_AFTER_SECONDS}) from None
@@ -139,8 +148,22 @@ class Service:
     async def stream(self, request):
         """Queue a generation; return its server-sent events as an async iterator of bytes. A request the
         worker refuses (e.g. a prompt too long) raises here, before any byte is sent, so it keeps its 4xx."""
+        return self._sse(await self.events("generate", request))
+
+    async def _sse(self, events):
+        try:
+            async for kind, data in events:
+                if kind == "error":  # after the first token: the status is sent already, so say it here
+                    data = data.body()
+                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
+        finally:
+            await events.aclose()  # now, not when collected: the worker stops at its next token
+
+    async def events(self, endpoint: str, request):
+        """Queue a generation or a chat; return an async iterator of its (kind, data) events, ending with "done"
+        or "error" (a RequestError). The first event is awaited here: a refusal raises before anything is sent."""
         events = asyncio.Queue()
-        job = self._job("generate", request, on_event=lambda kind, data: events.put_nowait((kind, data)))
+        job = self._job(endpoint, request, on_event=lambda kind, data: events.put_nowait((kind, data)))
         try:
             first = await asyncio.wait_for(events.get(), self.config.request_timeout)
         except TimeoutError:
@@ -148,17 +171,16 @@ class Service:
             raise self._timed_out() from None
         if first[0] == "error":
             raise first[1]
-        return self._events(job, events, first)
+        return self._follow(job, events, first)
 
-    async def _events(self, job: Job, events: asyncio.Queue, event):
+    async def _follow(self, job: Job, events: asyncio.Queue, event):
         try:
             while True:
                 kind, data = event
-                if kind == "error":  # after the first token: the status is sent already, so say it here
-                    error = data if isinstance(data, RequestError) else RequestError(500, None, f"failed: {data}")
-                    data = error.body()
-                yield f"event: {kind}\ndata: {json.dumps(data)}\n\n".encode()
-                if kind != "token":
+                if kind == "error" and not isinstance(data, RequestError):
+                    data = RequestError(500, None, f"failed: {data}")
+                yield kind, data
+                if kind in ("done", "error"):
                     return
                 event = await events.get()
         finally:
@@ -179,6 +201,11 @@ class Service:
         if endpoint == "generate":
             for job in jobs:
                 run_generation(served, job, self.config.truncate, self.metrics.tokens.labels(name).inc)
+            return
+        if endpoint == "chat":
+            for job in jobs:
+                run_chat(served, job, self.config.max_new_tokens, self.config.truncate,
+                         self.metrics.tokens.labels(name).inc, self.retriever)
             return
         self.metrics.batch_texts.observe(sum(job.size for job in jobs))
         run_encoder_jobs(served, endpoint, jobs, self.config.truncate)

@@ -1,0 +1,119 @@
+"""Tiny chat models for the chat tests of the service (tests/test_serve_chat*.py): no download, a second to build.
+
+    write_chat_gguf(path)   a tiny random Llama in one GGUF file, as llama.cpp writes SmolLM2's: a byte-level
+                            BPE, ChatML's two special tokens, <|im_end|> as eos and a ChatML chat template
+    ScriptedModel(ids)      a stand-in decoder that "samples" the ids it is given, in order: the tests of
+                            end tokens, stop strings and split characters choose exactly what the model writes
+    running_server(app)     a real uvicorn on a free 127.0.0.1 port, in a thread of the test process
+"""
+
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from types import SimpleNamespace
+
+import httpx
+import torch
+import uvicorn
+
+from minilm import Llama, LlamaConfig
+from minilm.gguf import NAME_TABLE
+from minilm.serve.models import ServedModel
+from tokenizer.byte_level import BYTE_TO_UNICODE
+from tokenizer.gguf_vocab import tokenizer_from_metadata
+
+CHATML = ("{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+          "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+SPECIALS = ["<|im_start|>", "<|im_end|>"]
+TOKENS = [BYTE_TO_UNICODE[b] for b in range(256)] + SPECIALS + ["th"]  # the bytes, the two specials, one merge
+TYPES = [1] * 256 + [3, 3] + [1]  # 3: control (special) tokens
+IM_END = 257
+
+
+def write_chat_gguf(path, block_size: int = 128, seed: int = 0):
+    import gguf  # the reference writer (test-only)
+
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=len(TOKENS), block_size=block_size, n_layer=1, n_head=2, n_kv_head=1, n_embd=16,
+                         n_inner=32, init_std=0.3, tie_word_embeddings=True)
+    writer = gguf.GGUFWriter(path, "llama")
+    for add, value in ((writer.add_context_length, config.block_size), (writer.add_embedding_length, config.n_embd),
+                       (writer.add_block_count, config.n_layer), (writer.add_feed_forward_length, config.mlp_width),
+                       (writer.add_head_count, config.n_head), (writer.add_head_count_kv, config.kv_heads),
+                       (writer.add_layer_norm_rms_eps, config.layer_norm_eps), (writer.add_tokenizer_model, "gpt2"),
+                       (writer.add_tokenizer_pre, "smollm"), (writer.add_token_list, TOKENS),
+                       (writer.add_token_types, TYPES), (writer.add_token_merges, ["t h"]),
+                       (writer.add_eos_token_id, IM_END), (writer.add_chat_template, CHATML)):
+        add(value)
+    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # blocks.{i}.… -> blk.{i}.…
+    for name, tensor in Llama(config).state_dict().items():
+        if name != "lm_head.weight":  # tied: the file holds the embedding once
+            layer = next((part for part in name.split(".") if part.isdigit()), "")
+            writer.add_tensor(gguf_names[name.replace(f".{layer}.", ".{i}.", 1)].format(i=layer), tensor.numpy())
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
+
+
+def byte_tokenizer(template=CHATML):
+    metadata = {"tokenizer.ggml.model": "gpt2", "tokenizer.ggml.pre": "gpt-2", "tokenizer.ggml.tokens": TOKENS,
+                "tokenizer.ggml.merges": ["t h"], "tokenizer.ggml.token_type": TYPES,
+                "tokenizer.ggml.eos_token_id": IM_END}
+    if template is not None:
+        metadata["tokenizer.chat_template"] = template
+    return tokenizer_from_metadata(metadata)
+
+
+class ScriptedModel(torch.nn.Module):
+    """Writes `script` (token ids, or text whose bytes are the ids), one id per step, whatever the prompt; records
+    each prompt it was given. Subclasses torch.nn.Module only so the server can count its (no) parameters."""
+
+    def __init__(self, script, block_size: int = 128):
+        super().__init__()
+        self.script = list(script.encode("utf-8")) if isinstance(script, str) else list(script)
+        self.config = SimpleNamespace(block_size=block_size)
+        self.prompts = []
+
+    def generate_tokens(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+                        eos_token_ids=()):
+        self.prompts.append(input_ids[0].tolist())
+        for token_id in self.script[:max_new_tokens]:
+            yield torch.tensor([[token_id]])
+            if token_id in eos_token_ids:
+                return
+
+
+def scripted_chat(name: str, script, block_size: int = 128) -> ServedModel:
+    """A chat model that answers `script` to anything."""
+    return ServedModel(name, "scripted", ScriptedModel(script, block_size), byte_tokenizer(), None, 0.0, (IM_END,))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running_server(app, seconds: float = 30):
+    """uvicorn serving app on 127.0.0.1 in a thread; yields its base URL, and stops it at the end."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base, end = f"http://127.0.0.1:{port}", time.monotonic() + seconds
+    while True:
+        try:
+            httpx.get(f"{base}/health", timeout=1)
+            break
+        except httpx.TransportError:
+            assert time.monotonic() < end and thread.is_alive(), "the server did not start"
+            time.sleep(0.05)
+    try:
+        yield base
+    finally:
+        server.should_exit = True
+        thread.join(seconds)
