@@ -1,13 +1,16 @@
-"""Generate text from a GPT checkpoint written by train_gpt.py.
+"""Generate text from a decoder: a train_gpt.py checkpoint (GPT or Llama), a .gguf file, a Hugging Face GPT-2 /
+Llama folder with a minilm tokenizer/ beside it, or the alias smollm2 (fetched on first use).
 
     python sample.py --ckpt out/gpt-small/best --prompt "ROMEO:"
     python sample.py --ckpt out/gpt-small/best --prompt "ROMEO:" --temperature 0.8 --top_k 200 --top_p 0.95 \\
         --num_samples 3 --max_new_tokens 500 --seed 1
     python sample.py --ckpt out/gpt-small/best --temperature 0     # greedy: the same text every time
+    python sample.py --ckpt smollm2 --prompt "Once upon a time" --max_new_tokens 20   # plain text, no chat template
 
-Reading path: load_gpt rebuilds the GPT from the folder's config.json and loads model.safetensors
-(minilm/training/checkpoint.py); GPT.generate (minilm/model/gpt.py) then extends the prompt one token at a time,
-feeding only the newest token through the model thanks to the KV cache.
+Reading path: load_decoder (minilm/chat/load.py) rebuilds the model from whichever form --ckpt names, with its
+tokenizer; GPT.generate (minilm/model/gpt.py) then extends the prompt one token at a time, feeding only the
+newest token through the model thanks to the KV cache. A sample ends early at the model's end token (its
+eos, or <|endoftext|> / <|im_end|>), which is left out of the text; a character-level model has none.
 """
 
 import os
@@ -16,40 +19,27 @@ from dataclasses import dataclass, field
 
 import torch
 
-from common.errors import CheckpointError, ConfigError, run_command
+from common.errors import ConfigError, run_command
+from data.assets import model_path
 from minilm import GPT
+from minilm.chat.load import end_ids, load_decoder
 from minilm.model.sampling import sampling_problem
-from minilm.training.checkpoint import load_checkpoint, resolve_checkpoint, saved_model
 from minilm.training.cli import parse_args
 from minilm.training.distributed import resolve_device
-from minilm.training.saved_config import check_saved_config
 from minilm.training.train_config import device_problem
-from tokenizer import load_tokenizer
 
 
-def load_gpt(folder, device: str = "cpu"):
-    """(GPT in eval mode, tokenizer) from a train_gpt.py checkpoint folder (its best/ or ckpt/)."""
-    folder = resolve_checkpoint(folder)
-    state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
-    name = config.get("model_class")
-    if name != "GPT":  # another kind of folder: say which one to pass
-        what = "it names no model_class" if name is None else f"its model_class is {name!r}"
-        raise CheckpointError(f"{folder / 'config.json'} is not a train_gpt.py checkpoint ({what}); pass the best/ "
-                              "or ckpt/ folder of a train_gpt.py run (a Hugging Face GPT-2 folder loads with "
-                              "minilm.from_pretrained)")
-    check_saved_config(folder, config)  # its settings, as --resume checks them
-    model = saved_model(folder, config, state_dict)
-    tokenizer = load_tokenizer(folder / "tokenizer")
-    if tokenizer.vocab_size != model.config.vocab_size:
-        raise CheckpointError(f"{folder / 'tokenizer'} has {tokenizer.vocab_size} ids but the model "
-                              f"{model.config.vocab_size}; the tokenizer is not the one the model was trained with")
-    return model.to(device).eval(), tokenizer
+def load_gpt(spec: str, device: str = "cpu"):
+    """(GPT or Llama in eval mode, tokenizer) of what --ckpt names: a path or a model alias."""
+    decoder = load_decoder(model_path(spec))  # an alias (smollm2) is fetched into the asset cache on first use
+    return decoder.model.to(device), decoder.tokenizer
 
 
 def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_new_tokens: int,
                      temperature: float = 0.8, top_k: int | None = 200, top_p: float | None = None,
-                     seed: int | None = None) -> list[str]:
-    """num_samples continuations of prompt, drawn in one batch; each text starts with the prompt."""
+                     seed: int | None = None, eos_token_ids: tuple[int, ...] = ()) -> list[str]:
+    """num_samples continuations of prompt, drawn in one batch; each text starts with the prompt and stops
+    before the first of eos_token_ids it produced."""
     try:
         ids = tokenizer.encode(prompt)
     except ValueError as err:  # e.g. a character the vocabulary lacks
@@ -65,17 +55,25 @@ def generate_samples(model: GPT, tokenizer, prompt: str, num_samples: int, max_n
     else:
         generator.manual_seed(seed)
     out = model.generate(prompts, max_new_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
-                         generator=generator)  # (num_samples, T + max_new_tokens)
-    return [tokenizer.decode(row.tolist()) for row in out]
+                         generator=generator, eos_token_ids=eos_token_ids)  # (num_samples, <= T + max_new_tokens)
+    return [tokenizer.decode(ids + until_end(row[len(ids):].tolist(), eos_token_ids)) for row in out]
+
+
+def until_end(new_ids: list[int], eos_token_ids) -> list[int]:
+    """The new tokens before the first end token (a finished row repeats it while the others go on)."""
+    ends = [i for i, token in enumerate(new_ids) if token in eos_token_ids]
+    return new_ids[:ends[0]] if ends else new_ids
 
 
 def check_memory(config, prompt_tokens: int, num_samples: int, max_new_tokens: int, device) -> None:
     """Refuse, before allocating anything, a batch of samples that cannot fit in memory: the allocations of a
     batch too large may each succeed, and the system then kills the process. The estimate, per sample in float32:
     the KV cache at full context, one forward pass over the context (its logits, MLP and attention scores), and
-    the ids (int64, copied as they grow)."""
-    T, C = config.block_size, config.n_embd
-    per_sample = 4 * (2 * config.n_layer * T * C + T * (config.vocab_size + 4 * C) + config.n_head * T * T) \
+    the ids (int64, copied as they grow). The context is at most block_size (generate crops it there), and a
+    Llama's cache keeps only its kv_heads key/value heads (grouped-query attention)."""
+    T, C = min(config.block_size, prompt_tokens + max_new_tokens), config.n_embd
+    kv_width = C // config.n_head * getattr(config, "kv_heads", config.n_head)  # C for GPT-2
+    per_sample = 4 * (2 * config.n_layer * T * kv_width + T * (config.vocab_size + 4 * C) + config.n_head * T * T) \
         + 2 * 8 * (prompt_tokens + max_new_tokens)
     needed = num_samples * per_sample
     if device.type == "cuda":
@@ -90,7 +88,8 @@ def check_memory(config, prompt_tokens: int, num_samples: int, max_new_tokens: i
 
 @dataclass
 class SampleConfig:
-    ckpt: str = field(metadata={"help": "a train_gpt.py checkpoint folder, e.g. out/gpt-small/best"})
+    ckpt: str = field(metadata={"help": "a train_gpt.py checkpoint folder (e.g. out/gpt-small/best), a .gguf file, "
+                                        "a Hugging Face GPT-2 / Llama folder with a minilm tokenizer/, or smollm2"})
     prompt: str = field(default="\n", metadata={"help": "text the samples start from (a newline by default)"})
     num_samples: int = field(default=3, metadata={"help": "how many samples"})
     max_new_tokens: int = field(default=500, metadata={"help": "tokens added to the prompt"})
@@ -117,7 +116,7 @@ def main(argv=None) -> list[str]:
                      prog="sample.py")["sample"]
     model, tokenizer = load_gpt(cfg.ckpt, resolve_device(cfg.device))
     samples = generate_samples(model, tokenizer, cfg.prompt, cfg.num_samples, cfg.max_new_tokens,
-                               cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed)
+                               cfg.temperature, cfg.top_k, cfg.top_p, cfg.seed, end_ids(tokenizer))
     for i, text in enumerate(samples, 1):
         print(f"--- sample {i} ---\n{text}\n")
     return samples

@@ -7,7 +7,8 @@ import torch
 
 import sample
 from common.errors import run_command
-from minilm import GPT, GPTConfig
+from finetune_fixtures import tiny_bert
+from minilm import GPT, GPTConfig, save_pretrained
 from minilm.training.checkpoint import save_checkpoint
 from tokenizer import CharTokenizer
 
@@ -91,11 +92,10 @@ def test_folder_of_another_model_class_is_a_clear_error(checkpoint, capsys):
     assert "config.json is not a train_gpt.py checkpoint" in err and "'BertForPreTraining'" in err
 
 
-def test_hugging_face_folder_is_a_clear_error(checkpoint, capsys):
-    folder = checkpoint[0]
-    (folder / "config.json").write_text(json.dumps({"model_type": "gpt2", "n_layer": 1}))
-    err = exit_message(capsys, folder)
-    assert "not a train_gpt.py checkpoint" in err and "minilm.from_pretrained" in err
+def test_a_hugging_face_folder_of_an_encoder_is_a_clear_error(tmp_path, capsys):
+    save_pretrained(tiny_bert(), tmp_path / "bert")  # loads, but a BERT does not continue text
+    err = exit_message(capsys, tmp_path / "bert")
+    assert "holds a Bert, which does not generate text" in err and "GPT-2 or Llama folder" in err
 
 
 def test_missing_folder_is_a_clear_error(tmp_path, capsys):

@@ -1,11 +1,15 @@
-"""A chat model and its tokenizer, from whichever form it comes in.
+"""A decoder and its tokenizer, from whichever form it comes in; a chat model is one whose tokenizer has a
+chat template.
 
     a .gguf file               the model and the tokenizer both from the file (minilm/gguf/, tokenizer/gguf_vocab.py)
-    a minilm checkpoint        config.json + model.safetensors + tokenizer/ (train_gpt.py, finetune.py, export)
-    a Hugging Face folder      config.json + safetensors, and a minilm tokenizer/ beside them
+    a minilm checkpoint        config.json + model.safetensors + tokenizer/ (train_gpt.py, a merged finetune.py
+                               --task lm, or the folder a chat model was saved to)
+    a Hugging Face folder      config.json + safetensors (GPT-2 or Llama), and a minilm tokenizer/ beside them
 
-The tokenizer must carry a chat template: the model was tuned on conversations in one format, and the
-template is that format.
+load_decoder serves every command that continues text (sample.py, python -m minilm.chat); load_chat_model
+adds the chat's one requirement: the model was tuned on conversations in one format, and the template is
+that format. Both live here, in the lowest room allowed to read all three forms (minilm/gguf, minilm/hf,
+minilm/training and tokenizer/; tests/test_layering.py).
 """
 
 from dataclasses import dataclass
@@ -18,16 +22,18 @@ from tokenizer.gguf_vocab import tokenizer_from_gguf
 from ..gguf.load import is_gguf, load_gguf
 from ..hf import from_pretrained, read_config
 from ..model import GPT
-from ..training.checkpoint import load_checkpoint, resolve_checkpoint, saved_model
+from ..training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
+from ..training.saved_config import check_saved_config
 
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>", "<|eot_id|>")  # ChatML's, GPT-2's and Llama 3's end tokens
+DECODER_CLASSES = ("GPT", "Llama")  # the model_class of a checkpoint train_gpt.py writes
 
 
 @dataclass
-class ChatModel:
+class Decoder:
     model: GPT  # a GPT or a Llama: what generate() needs
-    tokenizer: object  # a BPETokenizer with a chat template
-    end_ids: tuple[int, ...]  # the tokens that end the assistant's turn
+    tokenizer: object
+    end_ids: tuple[int, ...]  # the tokens that end a text (or the assistant's turn); () when it has none
     source: str
 
     @property
@@ -35,44 +41,74 @@ class ChatModel:
         return self.model.config.block_size
 
 
-def load_chat_model(path) -> ChatModel:
-    """The model at path (a .gguf file or a folder) with its tokenizer, ready to chat (eval mode, no grad)."""
+ChatModel = Decoder  # a Decoder whose tokenizer carries a chat template (load_chat_model checks it)
+
+
+def load_decoder(path) -> Decoder:
+    """The decoder at path (a .gguf file or a folder) with its tokenizer, in eval mode, no grad."""
     path = Path(path)
-    if not path.exists():
-        raise MissingFileError(f"{path} does not exist; give a .gguf file, a minilm checkpoint folder or a "
-                               "Hugging Face folder (or the alias smollm2)")
-    if is_gguf(path):
+    if not path.exists() and not path.with_name(path.name + ".old").exists():  # .old: an interrupted save
+        raise MissingFileError(f"no checkpoint at {path}: it does not exist; give a .gguf file, a train_gpt.py "
+                               "checkpoint folder or a Hugging Face GPT-2 / Llama folder (or the alias smollm2)")
+    if path.is_file():
+        if not is_gguf(path):
+            raise CheckpointError(f"{path} is neither a GGUF file nor a folder")
         model, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
-    elif path.is_dir():
-        model, tokenizer = _load_folder(path)
+    elif (path / CONFIG).is_file() and "model_type" in read_config(path):
+        model, tokenizer = _load_hf_folder(path)
     else:
-        raise CheckpointError(f"{path} is neither a GGUF file nor a folder")
-    if not isinstance(model, GPT):
-        raise CheckpointError(f"{path} holds a {type(model).__name__}, which does not generate text; chat needs a "
-                              "decoder (GPT or Llama)")
-    if not getattr(tokenizer, "chat_template", None):
+        model, tokenizer = _load_checkpoint(path)
+    if tokenizer.vocab_size > model.config.vocab_size:  # ids the model has no row for
+        raise CheckpointError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids but the model "
+                              f"{model.config.vocab_size}; the tokenizer is not the one the model was trained with")
+    model.requires_grad_(False)
+    return Decoder(model.eval(), tokenizer, end_ids(tokenizer), str(path))
+
+
+def load_chat_model(path) -> ChatModel:
+    """The model at path with its tokenizer, ready to chat: load_decoder's, with a chat template."""
+    chat = load_decoder(path)
+    if not getattr(chat.tokenizer, "chat_template", None):
         raise UserError(f"{path}: its tokenizer has no chat template, so minilm cannot write a conversation in the "
                         "format the model knows; chat with a chat model (e.g. smollm2), or use sample.py for "
                         "plain text")
-    model.requires_grad_(False)
-    return ChatModel(model.eval(), tokenizer, end_ids(tokenizer), str(path))
+    return chat
 
 
 def end_ids(tokenizer) -> tuple[int, ...]:
-    """The ids that end a turn: the tokenizer's eos and any end-of-turn special token it has."""
-    ids = [tokenizer.roles["eos_token"]] if "eos_token" in getattr(tokenizer, "roles", {}) else []
-    ids += [tokenizer.special_tokens[name] for name in END_OF_TURN if name in tokenizer.special_tokens]
+    """The ids that end a text or a turn: the tokenizer's eos and any end-of-turn special token it has."""
+    roles, specials = getattr(tokenizer, "roles", {}), getattr(tokenizer, "special_tokens", {})
+    ids = [roles["eos_token"]] if "eos_token" in roles else []
+    ids += [specials[name] for name in END_OF_TURN if name in specials]
     return tuple(dict.fromkeys(ids))  # in order, once each
 
 
-def _load_folder(folder: Path):
-    """A Hugging Face folder (config.json with model_type) or a minilm checkpoint (model_class), and tokenizer/."""
-    if (folder / "config.json").exists() and "model_type" in read_config(folder):
-        model = from_pretrained(folder)
-    else:
-        folder = resolve_checkpoint(folder)  # or folder.old, after an interrupted save
-        state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
-        model = saved_model(folder, config, state_dict)
+def _load_hf_folder(folder: Path):
+    """A Hugging Face folder (config.json with model_type) and the minilm tokenizer/ beside its files."""
+    model = from_pretrained(folder)
+    if not isinstance(model, GPT):
+        raise CheckpointError(f"{folder} holds a {type(model).__name__}, which does not generate text; give a "
+                              "decoder (a GPT-2 or Llama folder)")
+    return model, _tokenizer_of(folder)
+
+
+def _load_checkpoint(folder: Path):
+    """A minilm checkpoint of a decoder (config.json's model_class GPT or Llama), checked as --resume checks it."""
+    folder = resolve_checkpoint(folder)  # or folder.old, after an interrupted save
+    state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
+    name = config.get("model_class")
+    if name not in DECODER_CLASSES:  # another kind of folder: say which one to pass
+        what = "it names no model_class" if name is None else f"its model_class is {name!r}"
+        raise CheckpointError(f"{folder / CONFIG} is not a train_gpt.py checkpoint ({what}), so it holds no "
+                              "decoder; pass the best/ or ckpt/ folder of a train_gpt.py run, a .gguf file or a "
+                              "Hugging Face GPT-2 / Llama folder")
+    check_saved_config(folder, config)  # its settings, as --resume checks them
+    return saved_model(folder, config, state_dict), _tokenizer_of(folder)
+
+
+def _tokenizer_of(folder: Path):
     if not (folder / "tokenizer").is_dir():
-        raise CheckpointError(f"{folder} has no tokenizer/ folder; chat needs the tokenizer with its chat template")
-    return model, load_tokenizer(folder / "tokenizer")
+        raise CheckpointError(f"{folder} has no tokenizer/ folder; minilm reads the model's tokenizer from there "
+                              "(train_gpt.py saves it; beside a Hugging Face folder, save one with "
+                              "tokenizer.save(FOLDER / 'tokenizer'))")
+    return load_tokenizer(folder / "tokenizer")
