@@ -2,8 +2,8 @@
 
     write_chat_gguf(path)   a tiny random Llama in one GGUF file, as llama.cpp writes SmolLM2's: a byte-level
                             BPE, ChatML's two special tokens, <|im_end|> as eos and a ChatML chat template
-    ScriptedModel(ids)      a stand-in decoder that "samples" the ids it is given, in order: the tests of
-                            end tokens, stop strings and split characters choose exactly what the model writes
+    scripted_chat(name, s)  a chat model that writes s whatever it is asked: the tests of end tokens, stop
+                            strings and split characters choose exactly what the model writes
     running_server(app)     a real uvicorn on a free 127.0.0.1 port, in a thread of the test process
 """
 
@@ -11,7 +11,6 @@ import socket
 import threading
 import time
 from contextlib import contextmanager
-from types import SimpleNamespace
 
 import httpx
 import torch
@@ -67,28 +66,31 @@ def byte_tokenizer(template=CHATML):
     return tokenizer_from_metadata(metadata)
 
 
-class ScriptedModel(torch.nn.Module):
-    """Writes `script` (token ids, or text whose bytes are the ids), one id per step, whatever the prompt; records
-    each prompt it was given. Subclasses torch.nn.Module only so the server can count its (no) parameters."""
+def tiny_llama(block_size: int = 128, seed: int = 0) -> Llama:
+    torch.manual_seed(seed)
+    return Llama(LlamaConfig(vocab_size=len(TOKENS), block_size=block_size, n_layer=1, n_head=2, n_kv_head=1,
+                             n_embd=16, n_inner=32, init_std=0.3)).eval()
 
-    def __init__(self, script, block_size: int = 128):
-        super().__init__()
-        self.script = list(script.encode("utf-8")) if isinstance(script, str) else list(script)
-        self.config = SimpleNamespace(block_size=block_size)
-        self.prompts = []
 
-    def generate_tokens(self, input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
+def scripted_chat(name: str, script, block_size: int = 128, delay: float = 0.0) -> ServedModel:
+    """A chat model that writes `script` (token ids, or text whose bytes are the ids), one id per step, whatever
+    the prompt, `delay` seconds a token: a tiny Llama whose generate_tokens is replaced. model.prompts records
+    each prompt it was given."""
+    ids = list(script.encode("utf-8")) if isinstance(script, str) else list(script)
+    model = tiny_llama(block_size)
+    model.prompts = []
+
+    def generate_tokens(input_ids, max_new_tokens, temperature=1.0, top_k=None, top_p=None, generator=None,
                         eos_token_ids=()):
-        self.prompts.append(input_ids[0].tolist())
-        for token_id in self.script[:max_new_tokens]:
+        model.prompts.append(input_ids[0].tolist())
+        for token_id in ids[:max_new_tokens]:
+            time.sleep(delay)
             yield torch.tensor([[token_id]])
             if token_id in eos_token_ids:
                 return
 
-
-def scripted_chat(name: str, script, block_size: int = 128) -> ServedModel:
-    """A chat model that answers `script` to anything."""
-    return ServedModel(name, "scripted", ScriptedModel(script, block_size), byte_tokenizer(), None, 0.0, (IM_END,))
+    model.generate_tokens = generate_tokens
+    return ServedModel(name, "scripted", model, byte_tokenizer(), None, 0.0, (IM_END,))
 
 
 def free_port() -> int:
