@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError, run_command
-from data.assets import ASSETS, BASE_MODELS, base_model_folder, cache_dir, fetch
+from data.assets import ASSETS, BASE_MODELS, GGUF_MODELS, base_model_folder, cache_dir, fetch
 from data.augment import AugmentConfig, make_augmenter
 from data.chatterbot import DERIVED_DATA
 from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
@@ -48,6 +48,8 @@ from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, b
 from minilm.finetune.recipes import RECIPES, derived_defaults
 from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
 from minilm.finetune.tasks import ClassificationTask, PeftLanguageModelTask, TaggingTask
+from minilm.gguf import is_gguf
+from minilm.hf import read_config
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
@@ -179,9 +181,23 @@ def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
 
 # ------------------------------------------------------------------------------------------ training
 
-def base_folder_of(spec: str) -> Path:
-    """The folder of the base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder."""
-    return base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
+def base_folder_of(spec: str, task: str) -> Path:
+    """The folder of the base model --base names: an alias (minilm-l6, fetched), a run's out_dir or a model folder.
+    A Llama (smollm2, a .gguf file, a Llama checkpoint or folder) is refused: the heads and the checkpoints of
+    fine-tuning (minilm/finetune/) are built for GPT-2 and BERT bases."""
+    if spec in GGUF_MODELS or is_gguf(spec):  # llama.cpp's files hold Llama-family models
+        raise ConfigError(llama_base_problem(spec, task))
+    folder = base_model_folder(spec) if spec in BASE_MODELS else base_folder(spec)
+    config = read_config(folder)
+    if config.get("model_class") == "Llama" or config.get("model_type") == "llama":
+        raise ConfigError(llama_base_problem(spec, task))
+    return folder
+
+
+def llama_base_problem(spec: str, task: str) -> str:
+    return (f"--base {spec} is a Llama, and finetune.py --task {task} takes a GPT-2 or BERT base only (a Llama base "
+            "is not supported yet for any task); pass minilm-l6, a train_gpt.py --config small run or a "
+            f"train_bert.py run. To generate with it: python sample.py --ckpt {spec}")
 
 
 def open_base(spec: str, folder: Path):
@@ -215,7 +231,8 @@ def train(argv=None):
 
     # Distillation (minilm/finetune/distill.py): the base is the teacher, cut down to the student's blocks.
     distill = distill_cfg.teacher is not None
-    base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given) if distill else base_folder_of(data_cfg.base)
+    base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given) if distill else \
+        base_folder_of(data_cfg.base, data_cfg.task)
     base_label = f"the teacher --teacher {distill_cfg.teacher}" if distill else f"the base model --base {data_cfg.base}"
     inputs = {base_label: base_dir, f"--data {data_cfg.data}": data_cfg.data, f"--val_data {data_cfg.val_data}":
               data_cfg.val_data, f"--transfer_data {distill_cfg.transfer_data}": distill_cfg.transfer_data}
@@ -223,7 +240,7 @@ def train(argv=None):
     seed_everything(train_cfg.seed)
     teacher = open_teacher(base_dir, distill_cfg, base_model_folder, lambda: named_tokenizer("gpt2")) if distill else None
     from_base = distill and distill_cfg.student_init == "base"  # DistilBERT's start: the pretrained blocks
-    pretrained = open_base(data_cfg.base, base_folder_of(data_cfg.base)) if from_base else None
+    pretrained = open_base(data_cfg.base, base_folder_of(data_cfg.base, data_cfg.task)) if from_base else None
     base = student_base(teacher, distill_cfg.layers, pretrained) if distill else open_base(data_cfg.base, base_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)

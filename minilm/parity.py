@@ -1,12 +1,14 @@
 """Compare minilm with Hugging Face transformers on one model folder.
 
     python -m minilm.parity PATH [--tokens 50] [--tol 1e-5] [--layers]
+    python -m minilm.parity smollm2 --tol 1e-4      # a model alias (smollm2, minilm-l6), fetched on first use
 
-Loads PATH (a GPT-2, Llama, BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA folder) into both libraries, as the
-class its config.json names, feeds both the same inputs, and prints the largest absolute difference of every
-output (logits; hidden states, pooled output, MLM / NSP / SOP / RTD logits) next to the largest reference
-value, plus, for the decoders (GPT-2, Llama), whether greedy decoding picks the same tokens as transformers'
-generate with and without minilm's KV cache (Llama: on a left-padded batch too). An output agrees when
+Loads PATH (a GPT-2, Llama, BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA folder, or a Llama .gguf file, which
+both libraries dequantize to float32) into both libraries, as the class its config.json (or the file) names,
+feeds both the same inputs, and prints the largest absolute difference of every output (logits; hidden states,
+pooled output, MLM / NSP / SOP / RTD logits) next to the largest reference value, plus, for the decoders
+(GPT-2, Llama), whether greedy decoding picks the same tokens as transformers' generate with and without
+minilm's KV cache (Llama: on a left-padded batch too). An output agrees when
 max|Δ| <= tol * max(1, max|ref|): absolute for outputs of order 1, relative for large logits (real GPT-2's
 reach ~100, where float32 rounding alone exceeds 1e-5). Exit status 0 when all agree.
 
@@ -30,7 +32,8 @@ from typing import Callable
 import torch
 
 from common.errors import CheckpointError, MissingFileError, UserError, run_command
-
+from data.assets import model_path
+from minilm.gguf import is_gguf, load_gguf
 from minilm.hf.families import FAMILIES, folder_architecture
 from minilm.hf.load import from_pretrained, read_config
 from minilm.model import GPT, Bert, BertForPreTraining, ElectraDiscriminator, Llama
@@ -102,8 +105,13 @@ def compare_decoder(path, family: str, n_tokens: int) -> Comparison:
     real token (as generate does), the same position ids given to both."""
     transformers = _import_transformers()
     minilm_class, hf_class = (Llama, "LlamaForCausalLM") if family == "llama" else (GPT, "GPT2LMHeadModel")
-    ours = from_pretrained(path, minilm_class)
-    theirs = getattr(transformers, hf_class).from_pretrained(path, attn_implementation="eager").eval()
+    if is_gguf(path):  # transformers reads the file itself (with the gguf package), into float32
+        ours = load_gguf(path)
+        theirs = transformers.LlamaForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32,
+                                                              attn_implementation="eager").eval()
+    else:
+        ours = from_pretrained(path, minilm_class)
+        theirs = getattr(transformers, hf_class).from_pretrained(path, attn_implementation="eager").eval()
     left = family == "llama"
     ids, mask = _random_batch(ours.config.vocab_size, min(32, ours.config.block_size), left=left)
     padded = dict(attention_mask=mask, position_ids=(mask.cumsum(dim=1) - 1).clamp(min=0)) if left else \
@@ -189,28 +197,38 @@ def print_layer_report(comparison: Comparison, forward: Forward, tol: float, for
               "compared (in the model's forward itself, or a head)")
 
 
+def compare_folder(path: Path, given: str, n_tokens: int) -> tuple[str, Comparison]:
+    """The folder's model_type and the comparison its family gets."""
+    if not path.is_dir():
+        raise MissingFileError(f"{given} is not a folder; pass a Hugging Face model folder (GPT-2, Llama, BERT, "
+                               "DistilBERT, RoBERTa, ALBERT or ELECTRA), a Llama .gguf file or a model alias "
+                               "(smollm2, minilm-l6)")
+    config = read_config(path)
+    model_type = config.get("model_type")
+    if model_type not in FAMILIES:
+        raise CheckpointError(f"{given}: model_type {model_type!r}; python -m minilm.parity compares "
+                              f"{', '.join(FAMILIES)} folders")
+    if model_type in ("gpt2", "llama"):
+        return model_type, compare_decoder(path, model_type, n_tokens)
+    return model_type, compare_encoder(path, config)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m minilm.parity", description=__doc__.split("\n\n")[0])
     parser.add_argument("path", help="a Hugging Face GPT-2, Llama, BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA "
-                                     "folder: config.json + model.safetensors or .bin")
+                                     "folder (config.json + model.safetensors or .bin), a Llama .gguf file, or a "
+                                     "model alias (smollm2, minilm-l6)")
     parser.add_argument("--tokens", type=int, default=50, help="greedy tokens to compare (GPT-2, Llama)")
     parser.add_argument("--tol", type=float, default=1e-5, help="largest acceptable max|Δ|")
     parser.add_argument("--layers", action="store_true", help="print the layer-by-layer report even when all agree")
     args = parser.parse_args(argv)
 
-    if not Path(args.path).is_dir():
-        raise MissingFileError(f"{args.path} is not a folder; pass a Hugging Face model folder (GPT-2, Llama, "
-                               "BERT, DistilBERT, RoBERTa, ALBERT or ELECTRA)")
-    config = read_config(Path(args.path))
-    model_type = config.get("model_type")
+    path = model_path(args.path)  # an alias fetched into the asset cache on first use
     warnings.filterwarnings("ignore", message=".*freshly initialised.*")
-    if model_type not in FAMILIES:
-        raise CheckpointError(f"{args.path}: model_type {model_type!r}; python -m minilm.parity compares "
-                              f"{', '.join(FAMILIES)} folders")
-    if model_type in ("gpt2", "llama"):
-        comparison = compare_decoder(args.path, model_type, args.tokens)
+    if path.is_file() and is_gguf(path):
+        model_type, comparison = "llama, GGUF", compare_decoder(path, "llama", args.tokens)
     else:
-        comparison = compare_encoder(args.path, config)
+        model_type, comparison = compare_folder(path, args.path, args.tokens)
 
     print(f"{args.path} ({model_type}), minilm vs transformers, float32 on CPU")
     diffs = {forward.name: forward.diff() for forward in comparison.forwards}

@@ -19,7 +19,7 @@ from minilm import save_pretrained
 from minilm.gguf import load_gguf
 from minilm.model import Llama, LlamaConfig
 from minilm.training.checkpoint import save_checkpoint
-from test_chat import byte_tokenizer
+from test_chat import CHATML, byte_tokenizer
 from test_gguf_load import gguf_name, hf_llama, llama_cpp_permute
 from tokenizer import CharTokenizer
 from tokenizer.byte_level import BYTE_TO_UNICODE
@@ -63,7 +63,7 @@ def sample_greedy(ckpt, prompt: str, new_tokens: int) -> str:
 
 def write_gguf_with_tokenizer(hf_model, path):
     """hf_model as llama.cpp's converter writes it (float32, q/k rows reordered, the tied head left out), with
-    the byte tokenizer in the metadata, <|im_end|> its eos, and one merge ("H" "e": id 258; an empty list of
+    the byte tokenizer and ChatML's template in the metadata, <|im_end|> its eos, and one merge ("H" "e": id 258; an empty list of
     merges is not written)."""
     config = hf_model.config
     writer = gguf.GGUFWriter(path, "llama")
@@ -82,6 +82,7 @@ def write_gguf_with_tokenizer(hf_model, path):
     writer.add_token_merges(["H e"])
     writer.add_token_types([1] * 256 + [3, 3, 1])
     writer.add_eos_token_id(257)
+    writer.add_chat_template(CHATML)  # a chat model, as SmolLM2 is (python -m minilm.chat takes it)
     for name, tensor in hf_model.state_dict().items():
         if name == "lm_head.weight":
             continue  # tied
@@ -153,16 +154,20 @@ def test_a_folder_of_neither_kind_names_what_to_pass(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------- the alias smollm2
 
-def test_the_alias_smollm2_samples_the_gguf_in_the_asset_cache(gguf_file, tmp_path, monkeypatch):
-    """The alias goes through data/assets.py: the cached file is the asset when its sha256 is the pinned one
-    (here the tiny file's, so nothing is downloaded)."""
-    monkeypatch.setenv("MINILM_CACHE", str(tmp_path / "cache"))
+def cache_as_smollm2(gguf_file, cache, monkeypatch) -> None:
+    """Make gguf_file what the alias smollm2 names, through data/assets.py: the cached file is the asset when its
+    sha256 is the pinned one (here the tiny file's, so nothing is downloaded)."""
+    monkeypatch.setenv("MINILM_CACHE", str(cache))
     asset = assets.ASSETS[assets.GGUF_MODELS["smollm2"]]
-    cached = tmp_path / "cache" / "assets" / asset.package.replace("==", "-") / asset.member
+    cached = cache / "assets" / asset.package.replace("==", "-") / asset.member
     cached.parent.mkdir(parents=True)
     cached.write_bytes(gguf_file.read_bytes())
     digest = hashlib.sha256(cached.read_bytes()).hexdigest()
     monkeypatch.setitem(assets.ASSETS, assets.GGUF_MODELS["smollm2"], dataclasses.replace(asset, sha256=digest))
+
+
+def test_the_alias_smollm2_samples_the_gguf_in_the_asset_cache(gguf_file, tmp_path, monkeypatch):
+    cache_as_smollm2(gguf_file, tmp_path / "cache", monkeypatch)
     assert sample_greedy("smollm2", "Once upon", 12) == sample_greedy(gguf_file, "Once upon", 12)
 
 

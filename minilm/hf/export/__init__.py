@@ -4,6 +4,7 @@ Hugging Face folder.
     python -m minilm.hf.export out/gpt-small out/gpt-small-hf     # a run's out_dir means its best/
     python -m minilm.hf.export out/bert-small/ckpt out/bert-hf     # or name the checkpoint folder
     python -m minilm.hf.export SmolLM2.gguf out/smollm2-hf         # a Llama GGUF: weights dequantized to float32
+    python -m minilm.hf.export smollm2 out/smollm2-hf              # the same, by its alias (fetched on first use)
 
 What OUT holds (docs/hf_weights.md, "Export what you trained"):
     config.json, model.safetensors   save_pretrained, as the transformers class of the model's family:
@@ -25,19 +26,20 @@ replacing only the files named above (common/output_guard.py; --force is its old
 CKPT, hold it or lie inside it. An int8 checkpoint (python -m minilm.compress quantize) is refused: Hugging
 Face GPT-2 and BERT hold float weights, so export the float32 checkpoint it was made from.
 A command, not a library module: it reads minilm's checkpoints (minilm/training/) and tokenizers, which
-minilm/hf/ itself never imports, so tests/test_layering.py counts it with the other commands.
+minilm/hf/ itself never imports, so tests/test_layering.py counts it with the other commands. It may not read
+data/ (other rooms import minilm/hf/), so the alias of CKPT is resolved in __main__.py, which passes
+data/assets.py's model_path to main.
 """
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 from common.atomic import write_bytes_atomic, write_text_atomic
-from common.errors import CheckpointError, run_command
+from common.errors import CheckpointError
 from common.output_guard import guard_output
 from minilm.compress.quantize import is_quantized
-from minilm.hf import config_to_hf, save_pretrained
+from minilm.hf import config_to_hf, read_config, save_pretrained
 from minilm.gguf import load_gguf
 from minilm.model import Electra, Llama
 from minilm.training.checkpoint import CONFIG, load_checkpoint, resolve_checkpoint, saved_model
@@ -52,12 +54,14 @@ TOKENIZER_COPY = "minilm_tokenizer"
 COMMAND = "python -m minilm.hf.export"
 
 
-def main(argv=None) -> None:
+def main(argv=None, resolve_model=Path) -> None:
+    """The command; resolve_model(CKPT) -> the path it names (__main__.py: an alias too, fetched on first use)."""
     parser = argparse.ArgumentParser(prog="python -m minilm.hf.export", description="Write a train_gpt.py or "
                                      "train_bert.py checkpoint as a Hugging Face folder: model and tokenizer "
                                      "(docs/hf_weights.md, 'Export what you trained').")
     parser.add_argument("ckpt", metavar="CKPT", help="a train_gpt.py / train_bert.py checkpoint (OUT_DIR/best or "
-                                                     "OUT_DIR/ckpt), or the run's OUT_DIR, meaning its best/")
+                                                     "OUT_DIR/ckpt), the run's OUT_DIR (meaning its best/), a "
+                                                     ".gguf file, or the alias smollm2")
     parser.add_argument("out", metavar="OUT", help="the Hugging Face folder to write: new or empty, unless "
                                                    "--overwrite")
     parser.add_argument("--overwrite", action="store_true",
@@ -66,7 +70,7 @@ def main(argv=None) -> None:
     parser.add_argument("--force", dest="overwrite", action="store_true", help=argparse.SUPPRESS)  # its old name
     args = parser.parse_args(argv)
 
-    checkpoint = checkpoint_folder(args.ckpt)
+    checkpoint = checkpoint_folder(args.ckpt, resolve_model)
     out = guard_output(args.out, "OUT", COMMAND, inputs={f"CKPT {args.ckpt}": checkpoint}, overwrite=args.overwrite)
     model, tokenizer = load_pretraining_checkpoint(checkpoint)
     others = sorted(path.name for path in out.iterdir()) if out.is_dir() else []
@@ -79,14 +83,14 @@ def main(argv=None) -> None:
     print(f"compare the two libraries on it: python -m minilm.parity {out}")
 
 
-def checkpoint_folder(spec: str) -> Path:
-    """The checkpoint CKPT names: the folder itself, a run's out_dir (its best/), or a GGUF file."""
-    folder = Path(spec)
+def checkpoint_folder(spec: str, resolve_model=Path) -> Path:
+    """The checkpoint CKPT names: the folder itself, a run's out_dir (its best/), or a GGUF file (or its alias)."""
+    folder = resolve_model(spec)
     if folder.is_file():
         return folder  # a GGUF file (load_gguf says so if it is not one)
     if not folder.exists():
-        raise CheckpointError(f"CKPT {spec}: no such folder; pass a train_gpt.py / train_bert.py checkpoint "
-                              "(OUT_DIR/best or OUT_DIR/ckpt) or the run's OUT_DIR")
+        raise CheckpointError(f"CKPT {spec}: no such folder or file; pass a train_gpt.py / train_bert.py checkpoint "
+                              "(OUT_DIR/best or OUT_DIR/ckpt), the run's OUT_DIR, a .gguf file or the alias smollm2")
     if not (folder / CONFIG).exists() and any((folder / name / CONFIG).exists() for name in ("best", "best.old")):
         folder = folder / "best"  # a run's out_dir (resolve_checkpoint finds best.old mid-swap)
     return resolve_checkpoint(folder)
@@ -97,6 +101,10 @@ def load_pretraining_checkpoint(folder: Path):
     others."""
     if folder.is_file():
         return load_gguf_file(folder)
+    if (folder / CONFIG).is_file() and "model_type" in read_config(folder):  # e.g. the alias minilm-l6
+        raise CheckpointError(f"{folder} is a Hugging Face folder already (its config.json names a model_type): "
+                              "transformers loads it as it is; export a train_gpt.py / train_bert.py checkpoint or "
+                              "a .gguf file")
     state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
     if is_quantized(config):  # its int8 numbers would be written as float weights, off by their scales
         raise CheckpointError(f"{folder} is quantized to int8 ({config['quantization'].get('method')}, by python -m "
@@ -205,7 +213,3 @@ def print_files_left_alone(names: list[str]) -> None:
     if "tokenizer.json" in names:
         print("  note: transformers reads tokenizer.json before any other tokenizer file; delete it unless it "
               "belongs to this model")
-
-
-if __name__ == "__main__":
-    sys.exit(run_command(main))
