@@ -8,7 +8,11 @@
 
 CKPT is a train_gpt.py / train_bert.py checkpoint or run out_dir, or a finetune.py one; OUT is a new
 checkpoint folder holding every tensor, which loads wherever CKPT did (sample.py, finetune.py predict,
-the service). --share ranks heads by importance on a classifier's own training examples (the split
+the service). quantize also takes every model minilm loads: a .gguf file, a Hugging Face folder, an alias
+(smollm2, minilm-l6); OUT is then a minilm checkpoint (python -m minilm.chat --model OUT), carrying the
+tokenizer (a GGUF's own, or the folder's tokenizer/). For decoding, --compute weight_only:
+
+    python -m minilm.compress quantize smollm2 out/smollm2-int8 --compute weight_only --share ranks heads by importance on a classifier's own training examples (the split
 finetune.py trained on), so it needs a finetune.py classify checkpoint; --heads works on any.
 Prune first, then quantize: a quantized checkpoint is refused by both.
 
@@ -27,20 +31,22 @@ from types import SimpleNamespace
 
 import torch
 
-from common.errors import CheckpointError, ConfigError, run_command
+from common.errors import CheckpointError, ConfigError, MissingFileError, run_command
 from common.output_guard import guard_output
-from data.assets import ASSETS, base_model_folder, fetch
+from data.assets import ASSETS, base_model_folder, fetch, model_path
 from data.finetune_data import LabelMap, held_out_split, read_classification_file, subsample
 from data.tokenizers import named_tokenizer
 from minilm.finetune.checkpoints import base_folder, load_finetuned
 from minilm.finetune.encode import encode_text_examples
 from minilm.finetune.heads import backbone_family
 from minilm.finetune.tasks import ClassificationTask, pad_batch
+from minilm.gguf.load import is_gguf, load_gguf
+from minilm.hf import from_pretrained, read_config
 from minilm.peft import merge_lora
 from minilm.training.checkpoint import (CONFIG, MODEL_CLASSES, WEIGHTS, load_checkpoint, save_checkpoint,
                                         saved_model)
 from minilm.training.cli import parse_args
-from tokenizer import load_tokenizer
+from tokenizer import load_tokenizer, tokenizer_from_gguf
 
 from .heads import head_importance, least_important, prune_heads
 from .pruned import model_record
@@ -59,10 +65,12 @@ def _positional(help_text: str):
 
 @dataclass
 class QuantizeConfig:
-    ckpt: str = _positional("the checkpoint to quantize (a run's out_dir, or a checkpoint folder)")
+    ckpt: str = _positional("the model to quantize: a run's out_dir or a checkpoint folder, a .gguf file, a Hugging "
+                            "Face folder, or an alias (smollm2, minilm-l6)")
     out: str = _positional("the folder to write the int8 checkpoint to")
     compute: str = field(default="int8", metadata={"choices": COMPUTES, "help": "int8: int8 x int8 -> int32 "
-                         "matmuls; weight_only: int8 storage, float32 matmuls"})
+                         "matmuls; weight_only: int8 weights, float32 activations (decoding reads the int8 "
+                         "weights directly: faster)"})
     evaluate: bool = field(default=True, metadata={"help": "a classifier: held-out accuracy before and after"})
     overwrite: bool = field(default=False, metadata={"help": OVERWRITE_HELP})
 
@@ -101,14 +109,47 @@ class PruneConfig:
 class Opened:
     model: torch.nn.Module  # eval mode, every tensor in memory
     tokenizer: object  # None if the folder has none
-    config: dict  # its config.json
-    folder: Path
+    config: dict  # its config.json (for a GGUF or Hugging Face source: the one OUT will have)
+    folder: Path  # the checkpoint folder, or the .gguf file / Hugging Face folder it was read from
+
+
+def source_path(spec: str) -> Path:
+    """The file or folder CKPT names: an alias (smollm2, minilm-l6; fetched on first use) or a path."""
+    path = model_path(spec)
+    if not path.exists():
+        raise MissingFileError(f"CKPT {spec} does not exist; give a minilm checkpoint or run out_dir, a .gguf file, "
+                               "a Hugging Face folder, or an alias (smollm2, minilm-l6)")
+    return path
+
+
+def is_foreign(path: Path) -> bool:
+    """Whether path is a model minilm loads but did not write: a GGUF file or a Hugging Face folder."""
+    return is_gguf(path) or (path.is_dir() and (path / CONFIG).is_file() and "model_type" in read_config(path))
+
+
+def open_foreign(path: Path) -> Opened:
+    """A .gguf file (its tokenizer inside) or a Hugging Face folder (a minilm tokenizer/ beside the weights, if
+    any), with the config.json a minilm checkpoint of the same model has."""
+    if is_gguf(path):
+        model, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
+    else:
+        model = from_pretrained(path)
+        tokenizer = load_tokenizer(path / "tokenizer") if (path / "tokenizer").is_dir() else None
+    model_class = type(model).__name__
+    if model_class not in MODEL_CLASSES:
+        raise CheckpointError(f"CKPT {path} holds a {model_class}, which minilm checkpoints cannot store (they "
+                              f"store {', '.join(MODEL_CLASSES)})")
+    config = {"model_class": model_class, "model": model_record(model), "source": str(path)}
+    return Opened(model.eval(), tokenizer, config, path)
 
 
 def open_checkpoint(spec: str, allow_quantized: bool = False) -> Opened:
-    """Any minilm checkpoint CKPT names, with its model rebuilt (a finetune.py one on its base). A quantized one
-    is refused unless allow_quantized (to measure it): it cannot be quantized or pruned again."""
-    folder = base_folder(spec, "CKPT")
+    """Any model CKPT names, with its model rebuilt (a finetune.py one on its base). A quantized one is refused
+    unless allow_quantized (to measure it): it cannot be quantized or pruned again."""
+    path = source_path(spec)
+    if is_foreign(path):
+        return open_foreign(path)
+    folder = base_folder(str(path), "CKPT")
     config = json.loads((folder / CONFIG).read_text())
     if is_quantized(config) and not allow_quantized:
         raise CheckpointError(f"CKPT {spec} is already quantized ({config['quantization'].get('method')}); "
@@ -128,7 +169,10 @@ def open_checkpoint(spec: str, allow_quantized: bool = False) -> Opened:
 def guard_out(cfg, command: str) -> None:
     """Before any work: may the command write OUT? (common/output_guard.py). The inputs are CKPT and, for a
     finetune.py checkpoint, the base it loads and the data files a classifier is evaluated on."""
-    folder = base_folder(cfg.ckpt, "CKPT")
+    path = source_path(cfg.ckpt)
+    if is_foreign(path):
+        return guard_output(cfg.out, "OUT", command, inputs={f"CKPT {cfg.ckpt}": path}, overwrite=cfg.overwrite)
+    folder = base_folder(str(path), "CKPT")
     inputs = {f"CKPT {cfg.ckpt}": folder}
     config = json.loads((folder / CONFIG).read_text())
     base, data = config.get("base"), config.get("data")
@@ -153,6 +197,8 @@ def write_checkpoint(opened: Opened, out: str) -> Path:
     def copy_tokenizer(tmp: Path) -> None:
         if (opened.folder / "tokenizer").is_dir():
             shutil.copytree(opened.folder / "tokenizer", tmp / "tokenizer")
+        elif opened.tokenizer is not None:  # a GGUF's: written out, chat template and all
+            opened.tokenizer.save(tmp / "tokenizer")
 
     return save_checkpoint(out_dir, opened.model, config, None, copy_tokenizer)
 
@@ -166,7 +212,11 @@ def merge_adapters(opened: Opened) -> None:
 
 
 def size_mb(folder) -> float:
-    return (Path(folder) / WEIGHTS).stat().st_size / 1e6
+    """The bytes of a checkpoint's weights, or of a whole .gguf file / a Hugging Face folder's safetensors."""
+    folder = Path(folder)
+    files = [folder] if folder.is_file() else [folder / WEIGHTS] if (folder / WEIGHTS).is_file() else \
+        list(folder.glob("*.safetensors")) + list(folder.glob("*.bin"))
+    return sum(f.stat().st_size for f in files) / 1e6
 
 
 # ----------------------------------------------------------------------------------- a classifier's data

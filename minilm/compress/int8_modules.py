@@ -1,8 +1,9 @@
 """Int8 stand-ins for nn.Linear and nn.Embedding: int8 weights, one float32 scale per row.
 
     Int8Linear     weight (out, in) int8, weight_scale (out,) float32, bias (out,) float32 or none
-                   compute "weight_only": dequantize the weight, then a float32 matmul (the accuracy cost
-                                 of int8 storage alone)
+                   compute "weight_only": float32 activations times the int8 weight (the accuracy cost of
+                                 int8 storage alone); a few tokens read the int8 weight directly
+                                 (int8_gemv.py: what makes decoding faster), more dequantize it first
                    compute "int8": quantize each token of the input to int8 as well (its own scale, found
                                  at run time: "dynamic"), multiply int8 x int8 -> int32, rescale
     Int8Embedding  weight (V, C) int8, weight_scale (V,) float32: a looked-up row times its scale
@@ -17,6 +18,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .int8 import Kernels, dequantize_rows, int8_matmul, quantize_rows
+from .int8_gemv import can_use, linear_int8
 
 COMPUTES = ("int8", "weight_only")
 
@@ -44,13 +46,23 @@ class Int8Linear(nn.Module):
 
     def forward(self, x):  # (..., in) -> (..., out)
         if self.compute == "weight_only":
-            w = dequantize_rows(self.weight, self.weight_scale[:, None])  # (out, in) float32
-            return F.linear(x, w, self.bias)
+            return self._weight_only(x)
         shape = x.shape
         x_q, x_scale = Kernels.quantize_rows(x.reshape(-1, self.in_features))  # (N, in) int8, (N, 1): per token
         acc = int8_matmul(x_q, self.weight.t())  # (N, out), exact integer sums
         y = Kernels.rescale(acc, self.weight_scale, x_scale, self.bias)  # undo both scales, add the bias
         return y.reshape(*shape[:-1], self.out_features)
+
+    def _weight_only(self, x):
+        """int8 weights, float32 activations. A few tokens (decoding): the C kernel reads the int8 weight as it
+        is (int8_gemv.py); a prompt, or where there is no kernel: dequantize, then a float32 matmul."""
+        rows = x.numel() // self.in_features
+        if can_use(x, rows):
+            y = linear_int8(x.reshape(rows, self.in_features), self.weight, self.weight_scale)  # (rows, out)
+            y = y if self.bias is None else y.add_(self.bias)
+            return y.reshape(*x.shape[:-1], self.out_features)
+        w = dequantize_rows(self.weight, self.weight_scale[:, None])  # (out, in) float32
+        return F.linear(x, w, self.bias)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, compute={self.compute}"
