@@ -18,7 +18,7 @@
                         imports it: what the library needs, such as fine-tuning's text -> ids, lives below)
     exercises/          + minilm, tokenizer, common (learning material that compares with the library)
     scripts, bench/, python -m commands: anything but another script. A command is a __main__.py, or a module
-                        COMMAND_MODULES names (minilm/parity.py; minilm/hf/export.py, which reads checkpoints
+                        COMMAND_MODULES names (minilm/parity.py; minilm/hf/export/__init__.py, which reads checkpoints
                         and tokenizers from inside minilm/hf/; minilm/viz/docs_figures.py). A named one that
                         reads data/ may not sit in a room other library rooms import (compress/, hf/, ...):
                         there only __main__.py may (python -m minilm.compress is compress/__main__.py)
