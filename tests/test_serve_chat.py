@@ -81,7 +81,8 @@ def test_the_greedy_answer_is_the_models_continuation_of_the_templated_prompt(cl
     tiny = models["tiny"]
     prompt = tiny.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
     assert tiny.tokenizer.decode(prompt).endswith("<|im_start|>user\nok?<|im_end|>\n<|im_start|>assistant\n")
-    expected = tiny.model.generate(torch.tensor([prompt]), 6, temperature=0, eos_token_ids=tiny.end_ids)[0, len(prompt):]
+    expected = tiny.model.generate(torch.tensor([prompt]), 6, temperature=0,
+                                   eos_token_ids=tiny.end_ids)[0, len(prompt):]
     assert body["choices"][0]["message"]["content"] == tiny.tokenizer.decode([i for i in expected.tolist()
                                                                               if i not in tiny.end_ids])
     assert body["usage"]["prompt_tokens"] == len(prompt)
@@ -172,7 +173,8 @@ def test_bad_messages_are_refused_400_naming_the_field(client, messages, param):
 
 @pytest.mark.parametrize("fields, param", [
     ({"n": 2}, "n"), ({"temperature": 3}, "temperature"), ({"top_p": 0}, "top_p"), ({"stop": ["a"] * 5}, "stop"),
-    ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": 41}, "max_tokens"), ({"presence_penalty": 1.0}, "presence_penalty"),
+    ({"max_tokens": 0}, "max_tokens"), ({"max_tokens": 41}, "max_tokens"),
+    ({"presence_penalty": 1.0}, "presence_penalty"),
     ({"stream_options": {"include_usage": True}}, "stream_options"), ({"tools": []}, "tools"),
     ({"max_tokens": 2, "max_completion_tokens": 2}, "max_tokens"), ({"temperature": "0.5"}, "temperature"),
 ])

@@ -74,7 +74,9 @@ class Chromium:
 
     def send(self, method: str, session: str | None = None, **params) -> dict:
         self.next_id += 1
-        message = {"id": self.next_id, "method": method, "params": params, **({"sessionId": session} if session else {})}
+        message = {"id": self.next_id, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session  # a command to the page, not to the browser
         os.write(self.commands, json.dumps(message).encode() + b"\0")
         while True:
             while b"\0" not in self.buffer:
@@ -89,7 +91,8 @@ class Chromium:
                 return answer["result"]
 
     def evaluate(self, expression: str):
-        return self.send("Runtime.evaluate", self.session, expression=expression, returnByValue=True)["result"].get("value")
+        answer = self.send("Runtime.evaluate", self.session, expression=expression, returnByValue=True)
+        return answer["result"].get("value")
 
     def wait_for(self, expression: str, seconds: float = 120):
         end = time.monotonic() + seconds

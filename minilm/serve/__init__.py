@@ -13,4 +13,11 @@ Read in this order, from the request to the model:
     limits.py      RequestError: the status, the field and the message of a refusal
     metrics.py     the Prometheus metrics of GET /metrics
     server.py      uvicorn around the app: the port opened first, a shutdown bounded by --shutdown_timeout
+
+Chat, OpenAI's protocol (POST /v1/chat/completions) and its page (GET /chat):
+    chat_routes.py  the two routes; a stream's events as OpenAI's chunks
+    openai_chat.py  the request, the answer, the chunks and the error, in OpenAI's shapes
+    chat_job.py     what a worker does: the chat template, the context check, decoding to the end of the turn
+    chat_stream.py  AnswerText: whole characters only, cut before a stop string (held back while it may be one)
+    static/chat.html  the page: one file, streams the answer in, asks for the API key when it is needed
 """

@@ -23,7 +23,9 @@ API_KEY_ENV = "MINILM_API_KEY"  # the bearer token, when --api_key is not given 
 class ServeConfig:
     ckpt: list[str] = field(metadata={"help": "a model to serve, FOLDER or NAME=FOLDER: a train_gpt.py / "
                                       "train_bert.py checkpoint or out_dir, a finetune.py checkpoint, a Hugging "
-                                      "Face GPT-2 / BERT folder, or minilm-l6"})
+                                      "Face GPT-2 / BERT folder, or minilm-l6; a chat model (also served on "
+                                      "/v1/chat/completions and /chat): a .gguf file, a folder whose tokenizer "
+                                      "has a chat template, or smollm2"})
     host: str = field(default="127.0.0.1", metadata={"help": "the address to listen on; 0.0.0.0 opens it to "
                                                     "the network (put --api_key or a proxy in front)"})
     port: int = field(default=8000, metadata={"help": "the TCP port"})
