@@ -203,6 +203,17 @@ def test_the_prompt_and_max_tokens_must_fit_the_context_together(client):
     assert "+ max_tokens 30" in message
 
 
+def test_a_streamed_request_that_is_refused_gets_its_400_before_any_chunk(client):
+    response = ask(client, messages=[{"role": "user", "content": "x" * 200}], stream=True)
+    assert openai_error(response, 400, "messages") and "text/event-stream" not in response.headers["content-type"]
+
+
+def test_a_message_longer_than_max_text_chars_is_refused(models):
+    with serving(models, ["says"], max_text_chars=10) as client:
+        assert "--max_text_chars" in openai_error(ask(client, "says", [{"role": "user", "content": "x" * 11}]),
+                                                  400, "messages[0].content")
+
+
 def test_truncate_drops_the_oldest_turns_and_keeps_the_system_message(models):
     says = scripted_chat("says", "ok", block_size=64)
     messages = [{"role": "system", "content": "S"}, {"role": "user", "content": "first " * 4},
