@@ -5,16 +5,16 @@ attention and after the MLP of every block, while the rest of the model stays fr
 
 W_up and b_up start at zero, so each adapter starts as the identity and the model as the base model.
 
-Where it sits: each sub-layer ends in a projection (attn.out_proj, mlp.fc_out) whose output y is
+Where it sits: each sub-layer ends in a projection (attn.out_proj; mlp.fc_out, or a Llama's mlp.down_proj) whose output y is
 the sub-layer's output (then dropout, then the residual add). The adapter wraps that projection,
 so y becomes adapter(y) and nothing in blocks.py changes; the projection keeps its weight names.
 """
 
 import torch.nn as nn
 
-from .wrapped import WrappedLinear, replace_linears
+from .wrapped import WrappedLinear, find_blocks, replace_linears, targets_in
 
-ADAPTED = ["out_proj", "fc_out"]  # the last Linear of the attention and of the MLP
+ADAPTED = ["out_proj", "fc_out", "down_proj"]  # the last Linear of the attention and of the MLP (GPT-2/BERT, Llama)
 
 
 class Adapter(nn.Module):
@@ -44,4 +44,6 @@ class AdapterLinear(WrappedLinear):
 
 def add_adapters(model: nn.Module, size: int) -> dict[str, AdapterLinear]:
     """Two adapters per block: after the attention and after the MLP."""
-    return replace_linears(model, ADAPTED, lambda linear: AdapterLinear(linear, size))
+    present = targets_in(find_blocks(model)[0][1])
+    return replace_linears(model, [name for name in ADAPTED if name in present],
+                           lambda linear: AdapterLinear(linear, size))

@@ -7,7 +7,9 @@ new; the backbone (GPT or Bert) gets
 
   - `prefix_encoder`, which makes the prefixes; during training through a re-parameterisation MLP
     (more stable than training the vectors directly):
-        E (P, C)  ->  tanh(E W1 + b1) W2 + b2  (P, n_layer · 2 · C)  ->  (n_layer, 2, n_head, P, head_dim)
+        E (P, C)  ->  tanh(E W1 + b1) W2 + b2  (P, n_layer · 2 · K)  ->  (n_layer, 2, n_kv_head, P, head_dim)
+    where K = n_kv_head · head_dim: C for GPT-2 and BERT; fewer for a Llama with grouped-query attention,
+    whose cache holds only its n_kv_head key/value heads (each shared by n_head / n_kv_head query heads)
     After training, `precompute_prefix` evaluates the MLP once and keeps only its output table;
   - a forward pre-hook, `prepend_prefix`, that hands forward a KVCache holding the prefix (when
     no cache, or an empty one, is passed) and prepends P ones to attention_mask, so the prefix is
@@ -30,16 +32,17 @@ from ..model import GPT, Bert, KVCache, TransformerConfig
 class PrefixEncoder(nn.Module):
     def __init__(self, config: TransformerConfig, length: int, hidden: int):
         super().__init__()
-        self.length, self.n_layer, self.n_head, self.head_dim = length, config.n_layer, config.n_head, config.head_dim
+        self.length, self.n_layer, self.head_dim = length, config.n_layer, config.head_dim
+        self.n_kv_head = getattr(config, "kv_heads", config.n_head)  # a Llama's GQA: fewer key/value heads
         self.embedding = nn.Embedding(length, config.n_embd)  # (P, C)
         self.mlp = nn.Sequential(nn.Linear(config.n_embd, hidden), nn.Tanh(),
-                                 nn.Linear(hidden, config.n_layer * 2 * config.n_embd))
-        self.register_parameter("table", None)  # (P, n_layer · 2 · C) once precomputed
+                                 nn.Linear(hidden, config.n_layer * 2 * self.n_kv_head * self.head_dim))
+        self.register_parameter("table", None)  # (P, n_layer · 2 · K) once precomputed
 
     def forward(self) -> torch.Tensor:
-        """The keys and values of every layer: (n_layer, 2, n_head, P, head_dim); [:, 0] keys, [:, 1] values."""
-        flat = self.table if self.table is not None else self.mlp(self.embedding.weight)  # (P, n_layer·2·C)
-        per_head = flat.view(self.length, self.n_layer, 2, self.n_head, self.head_dim)
+        """The keys and values of every layer: (n_layer, 2, n_kv_head, P, head_dim); [:, 0] keys, [:, 1] values."""
+        flat = self.table if self.table is not None else self.mlp(self.embedding.weight)  # (P, n_layer·2·K)
+        per_head = flat.view(self.length, self.n_layer, 2, self.n_kv_head, self.head_dim)
         return per_head.permute(1, 2, 3, 0, 4)
 
     @torch.no_grad()
@@ -88,9 +91,9 @@ def prepend_prefix(backbone: GPT | Bert, args: tuple, kwargs: dict) -> tuple[tup
 
 
 def fill_cache(cache: KVCache, prefix_kv: torch.Tensor, batch_size: int) -> None:
-    """prefix_kv (n_layer, 2, n_head, P, head_dim) -> each layer's cache (B, n_head, P, head_dim)."""
+    """prefix_kv (n_layer, 2, n_kv_head, P, head_dim) -> each layer's cache (B, n_kv_head, P, head_dim)."""
     for layer_cache, layer_kv in zip(cache.layers, prefix_kv, strict=True):
-        keys, values = layer_kv[0], layer_kv[1]  # (n_head, P, head_dim)
+        keys, values = layer_kv[0], layer_kv[1]  # (n_kv_head, P, head_dim)
         layer_cache.keys = keys[None].expand(batch_size, -1, -1, -1)  # the same prefix for every sequence
         layer_cache.values = values[None].expand(batch_size, -1, -1, -1)
 

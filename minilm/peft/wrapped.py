@@ -14,10 +14,12 @@ import torch.nn.functional as F
 
 from ..model import Block
 
-# A target name -> where that nn.Linear sits inside a Block.
+# A target name -> where that nn.Linear sits inside a Block. The attention's four are the same in GPT-2, BERT
+# and Llama; the MLP's differ: GPT-2 and BERT have fc_in, fc_out, Llama's SwiGLU gate_proj, up_proj, down_proj.
 TARGET_PATHS = {
     "q_proj": "attn.q_proj", "k_proj": "attn.k_proj", "v_proj": "attn.v_proj", "out_proj": "attn.out_proj",
     "fc_in": "mlp.fc_in", "fc_out": "mlp.fc_out",
+    "gate_proj": "mlp.gate_proj", "up_proj": "mlp.up_proj", "down_proj": "mlp.down_proj",
 }
 
 
@@ -51,14 +53,28 @@ def find_blocks(model: nn.Module) -> list[tuple[str, Block]]:
     return blocks
 
 
+def targets_in(block: nn.Module) -> list[str]:
+    """The TARGET_PATHS names this block has (a GPT-2 block: fc_in, fc_out; a Llama block: gate/up/down_proj)."""
+    return [name for name, path in TARGET_PATHS.items() if _linear_at(block, path) is not None]
+
+
+def _linear_at(block: nn.Module, path: str) -> nn.Module | None:
+    parent_name, child_name = path.split(".")
+    return getattr(getattr(block, parent_name, None), child_name, None)
+
+
 def replace_linears(model: nn.Module, targets: list[str], make) -> dict[str, nn.Module]:
     """In every block, swap each target Linear for make(linear). Returns {full name: new module}."""
     replaced = {}
     for block_name, block in find_blocks(model):
         for target in targets:
+            linear = _linear_at(block, TARGET_PATHS[target])
+            if linear is None:  # e.g. fc_in asked of a Llama, whose MLP is gate_proj, up_proj, down_proj
+                raise ValueError(f"lora_targets: {type(model).__name__}'s blocks have no {target}; choose from "
+                                 f"{','.join(targets_in(block))}")
             parent_name, child_name = TARGET_PATHS[target].split(".")
             parent = getattr(block, parent_name)
-            new_module = make(getattr(parent, child_name))
+            new_module = make(linear)
             setattr(parent, child_name, new_module)
             replaced[f"{block_name}.{TARGET_PATHS[target]}"] = new_module
     return replaced
