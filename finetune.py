@@ -1,4 +1,5 @@
-"""Fine-tune a pretrained GPT or BERT: continue language modelling, classify texts, or tag words.
+"""Fine-tune a pretrained GPT or BERT: continue language modelling, classify texts, or tag words; or teach a
+chat model (SmolLM2, any Llama-family decoder with a chat template) to answer (instruction tuning).
 
     python finetune.py --recipe sentiment-minilm                  # MiniLM BERT, movie-review polarity
     python finetune.py --recipe sentiment-minilm --method lora    # ... training 0.65% of the numbers
@@ -8,6 +9,8 @@
     python finetune.py --task classify --base minilm-l6 --data reviews.csv --method adapter
     python finetune.py --recipe ner-minilm                        # named entities in tweets
     python finetune.py --recipe intent-minilm                     # the category of a customer's question
+    python finetune.py --recipe assistant-smollm2 --merge         # SmolLM2 learns the chatterbot answers (LoRA)
+    python finetune.py --task chat --base smollm2 --data chats.jsonl --method full    # your conversations
     python finetune.py --recipe sentiment-minilm --adversarial fgm --augment_copies 2    # over-fitting remedies
     python finetune.py predict --ckpt out/sentiment-minilm "a gorgeous, moving film"
     python finetune.py predict --ckpt out/a --ckpt out/b "a gorgeous, moving film"      # an ensemble
@@ -16,7 +19,9 @@
 
 Reading path: this file reads the data (data/finetune_data.py, minilm/finetune/encode.py), loads the
 base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method
-(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py).
+(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py). --task chat reads the
+base with minilm/chat/load.py (minilm/finetune/chat_base.py: its template and pointer) and trains the
+answers of conversations (minilm/finetune/sft.py).
 docs/finetuning.md explains the choices and gives the results; docs/applications.md the applications
 (entities, the assistant's intents) and the remedies for over-fitting.
 """
@@ -28,24 +33,27 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError, run_command
-from data.assets import ASSETS, BASE_MODELS, GGUF_MODELS, base_model_folder, cache_dir, fetch
+from data.assets import ASSETS, BASE_MODELS, GGUF_MODELS, base_model_folder, cache_dir, fetch, model_path
 from data.augment import AugmentConfig, make_augmenter
 from data.chatterbot import DERIVED_DATA
-from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_classification_file,
-                                read_tagging_file, subsample)
+from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_chat_file,
+                                read_classification_file, read_tagging_file, subsample)
 from data.ner_data import check_bio_tags, looks_like_bio, memorised_baseline
 from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
 from data.tokenizers import named_tokenizer
 from data.transfer_text import encode_transfer_set
+from minilm.chat.load import end_ids, load_decoder
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
-from minilm.finetune.checkpoints import (FinetuneTrainer, backbone_record, base_folder, load_base, load_finetuned,
-                                         load_trained_weights)
+from minilm.finetune.chat_base import CHAT_TEMPLATES, base_pointer, with_chat_template
+from minilm.finetune.checkpoints import (HEADLESS_TASKS, Base, FinetuneTrainer, backbone_record, base_folder, load_base,
+                                         load_finetuned, load_trained_weights)
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
 from minilm.finetune.encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
 from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family, set_attention
 from minilm.finetune.recipes import RECIPES, derived_defaults
+from minilm.finetune.sft import ChatTask, encode_conversations
 from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
 from minilm.finetune.tasks import ClassificationTask, PeftLanguageModelTask, TaggingTask
 from minilm.gguf import is_gguf
@@ -57,16 +65,21 @@ from minilm.training.lm_task import perplexity
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import TrainConfig, seed_everything
 
-TASKS = ("lm", "classify", "tag")
+TASKS = ("lm", "classify", "tag", "chat")
 
 
 @dataclass
 class FinetuneConfig:
-    task: str = field(default="classify", metadata={"choices": TASKS, "help": "lm, classify or tag"})
+    task: str = field(default="classify", metadata={"choices": TASKS, "help": "lm, classify, tag or chat "
+                                                    "(instruction tuning of a decoder)"})
     base: str = field(default="minilm-l6", metadata={"help": "minilm-l6, a train_gpt/train_bert out_dir or "
-                                                     "checkpoint, or a Hugging Face folder"})
+                                                     "checkpoint, or a Hugging Face folder; chat: smollm2, a "
+                                                     ".gguf file, a Llama folder or checkpoint"})
     data: str | None = field(default=None, metadata={"help": "the data file, or a data asset name "
-                                                     "(e.g. sentiment-pang-lee); lm: default the plays"})
+                                                     "(e.g. sentiment-pang-lee); lm: default the plays; chat: a "
+                                                     ".jsonl of {\"messages\": [...]} or chatterbot-chat"})
+    chat_template: str | None = field(default=None, metadata={"help": "chat: write the conversations in this "
+                                                              "format when the base has no chat template: chatml"})
     val_data: str | None = field(default=None, metadata={"help": "a validation file (default: hold out "
                                                          "val_fraction of --data)"})
     val_fraction: float = field(default=0.1, metadata={"help": "share held out when there is no --val_data"})
@@ -93,6 +106,10 @@ class FinetuneConfig:
             raise ConfigError("max_length must be positive and max_examples >= 0")
         if not 0.0 < self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
+        if self.chat_template is not None and self.chat_template not in CHAT_TEMPLATES:
+            raise ConfigError(f"--chat_template {self.chat_template}: choose from {', '.join(CHAT_TEMPLATES)}")
+        if self.chat_template is not None and self.task != "chat":
+            raise ConfigError(f"--chat_template is for --task chat, not --task {self.task}")
 
 
 
@@ -117,6 +134,8 @@ def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
 
     def read(path):
         path = resolve_data_path(path)
+        if cfg.task == "chat":
+            return read_chat_file(path)
         if cfg.task == "tag":
             sentences = read_tagging_file(path, cfg.tag_format)
             note = check_bio_tags(path, sentences, cfg.tag_format)  # BIO-looking tags must all be BIO
@@ -179,6 +198,25 @@ def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
     return PeftLanguageModelTask(tokens, block_size)
 
 
+def build_chat_task(cfg: FinetuneConfig, tokenizer, answer_end_ids, block_size: int) -> ChatTask:
+    """Conversations rendered with the base's chat template, only the answers scored (minilm/finetune/sft.py)."""
+    examples = read_examples(cfg)
+    max_length = min(cfg.max_length, block_size)
+    encoded = {}
+    for split, items in examples.items():
+        encoded[split], n_cut = encode_conversations(tokenizer, [e.messages for e in items], answer_end_ids,
+                                                     max_length)
+        if n_cut:
+            print(f"note: {n_cut} {split} conversation(s) longer than --max_length {max_length} tokens are left out")
+        if not encoded[split]:
+            raise FinetuneDataError(f"no {split} conversation fits in --max_length {max_length} tokens; raise it "
+                                    f"(the model reads up to {block_size})")
+    answers = sum(t != -100 for e in encoded["train"] for t in e["targets"])
+    print(f"data: {len(encoded['train']):,} train / {len(encoded['val']):,} val conversations, {answers:,} "
+          "answer tokens to learn in train")
+    return ChatTask(encoded, getattr(tokenizer, "roles", {}).get("pad_token", 0))
+
+
 # ------------------------------------------------------------------------------------------ training
 
 def base_folder_of(spec: str, task: str) -> Path:
@@ -195,9 +233,44 @@ def base_folder_of(spec: str, task: str) -> Path:
 
 
 def llama_base_problem(spec: str, task: str) -> str:
-    return (f"--base {spec} is a Llama, and finetune.py --task {task} takes a GPT-2 or BERT base only (a Llama base "
-            "is not supported yet for any task); pass minilm-l6, a train_gpt.py --config small run or a "
-            f"train_bert.py run. To generate with it: python sample.py --ckpt {spec}")
+    return (f"--base {spec} is a Llama, and finetune.py --task {task} takes a GPT-2 or BERT base only (a Llama "
+            "fine-tunes with --task chat: instruction tuning); pass minilm-l6, a train_gpt.py --config small run or "
+            f"a train_bert.py run. To generate with it: python sample.py --ckpt {spec}")
+
+
+def chat_base_path(spec: str) -> Path:
+    """The decoder --base names for --task chat: the alias smollm2 (fetched on first use), a .gguf file, or a
+    folder (a Hugging Face Llama folder with tokenizer/, a train_gpt.py checkpoint or run, a merged chat fine-tune)."""
+    path = model_path(spec)
+    if path.is_dir() and not (path / "config.json").exists():  # a run's out_dir: its whole model
+        path = next((path / name for name in ("merged", "best") if (path / name / "config.json").exists()), path)
+    if not path.exists():
+        raise ConfigError(f"--base {spec}: no such file or folder, and not a model alias ({', '.join(GGUF_MODELS)}); "
+                          "--task chat takes a chat model: smollm2, a .gguf file, a Hugging Face Llama folder with "
+                          "tokenizer/, or a train_gpt.py checkpoint with --chat_template chatml")
+    return path
+
+
+def open_chat_base(cfg: FinetuneConfig, path: Path) -> tuple[Base, tuple[int, ...]]:
+    """The decoder at path with its chat template (or the one --chat_template names), and the ids that end an
+    answer (scored: the model must learn to stop)."""
+    decoder = load_decoder(path)
+    tokenizer = with_chat_template(decoder.tokenizer, cfg.chat_template, cfg.base)
+    answer_end_ids = end_ids(tokenizer)
+    if not answer_end_ids:
+        raise ConfigError(f"--base {cfg.base}: its tokenizer has no end-of-turn token, so the model could not "
+                          "learn where an answer stops; use a chat model's tokenizer")
+    pointer = base_pointer(cfg.base, path, alias=cfg.base in GGUF_MODELS)
+    return Base(decoder.model, tokenizer, pointer), answer_end_ids
+
+
+def refuse_for_chat(configs: dict) -> None:
+    """The options of the other tasks that instruction tuning does not have."""
+    if configs["distill"].teacher is not None:
+        raise ConfigError("--teacher distils classifiers and taggers; --task chat takes no teacher")
+    if configs["augment"].augment_copies or configs["adversarial"].adversarial != "none":
+        raise ConfigError("--augment_copies and --adversarial are for --task classify and tag, not --task chat")
+
 
 
 def open_base(spec: str, folder: Path):
@@ -215,7 +288,7 @@ def transfer_set(cfg: DistillConfig, data_cfg: FinetuneConfig, tokenizer, family
 def build_model(cfg: FinetuneConfig, backbone, num_labels: int | None):
     if cfg.task == "classify":
         return SequenceClassifier(backbone, num_labels, cfg.head_dropout, cfg.pooling)
-    return backbone if cfg.task == "lm" else TokenTagger(backbone, num_labels, cfg.head_dropout)
+    return backbone if cfg.task in HEADLESS_TASKS else TokenTagger(backbone, num_labels, cfg.head_dropout)
 
 
 def train(argv=None):
@@ -230,9 +303,14 @@ def train(argv=None):
           + (f"teacher {distill_cfg.teacher}" if distill_cfg.teacher else f"base {data_cfg.base}"))
 
     # Distillation (minilm/finetune/distill.py): the base is the teacher, cut down to the student's blocks.
-    distill = distill_cfg.teacher is not None
-    base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given) if distill else \
-        base_folder_of(data_cfg.base, data_cfg.task)
+    distill, chat = distill_cfg.teacher is not None, data_cfg.task == "chat"
+    if chat:
+        refuse_for_chat(configs)
+        base_dir = chat_base_path(data_cfg.base)
+    elif distill:
+        base_dir = teacher_folder(distill_cfg, data_cfg, peft_cfg, given)
+    else:
+        base_dir = base_folder_of(data_cfg.base, data_cfg.task)
     base_label = f"the teacher --teacher {distill_cfg.teacher}" if distill else f"the base model --base {data_cfg.base}"
     inputs = {base_label: base_dir, f"--data {data_cfg.data}": data_cfg.data, f"--val_data {data_cfg.val_data}":
               data_cfg.val_data, f"--transfer_data {distill_cfg.transfer_data}": distill_cfg.transfer_data}
@@ -241,7 +319,10 @@ def train(argv=None):
     teacher = open_teacher(base_dir, distill_cfg, base_model_folder, lambda: named_tokenizer("gpt2")) if distill else None
     from_base = distill and distill_cfg.student_init == "base"  # DistilBERT's start: the pretrained blocks
     pretrained = open_base(data_cfg.base, base_folder_of(data_cfg.base, data_cfg.task)) if from_base else None
-    base = student_base(teacher, distill_cfg.layers, pretrained) if distill else open_base(data_cfg.base, base_dir)
+    if chat:
+        base, answer_end_ids = open_chat_base(data_cfg, base_dir)
+    else:
+        base = student_base(teacher, distill_cfg.layers, pretrained) if distill else open_base(data_cfg.base, base_dir)
     set_attention(base.backbone, data_cfg.attn_impl)
     family = backbone_family(base.backbone)
     if data_cfg.task == "lm" and family != "gpt":
@@ -250,6 +331,8 @@ def train(argv=None):
     if data_cfg.task == "lm":
         block_size = min(data_cfg.max_length, base.backbone.config.block_size)
         task, labels = build_lm_task(data_cfg, base.tokenizer, block_size), None
+    elif chat:
+        task, labels = build_chat_task(data_cfg, base.tokenizer, answer_end_ids, base.backbone.config.block_size), None
     else:  # EDA augmentation of the training split (data/augment.py), synonyms from the base's embeddings
         augment = make_augmenter(configs["augment"], data_cfg.task, base.tokenizer,
                                  word_embedding(base.backbone).weight, train_cfg.seed)
@@ -260,7 +343,10 @@ def train(argv=None):
         transfer = transfer_set(distill_cfg, data_cfg, base.tokenizer, family) if reads_transfer else None
         task = distillation_task(model, task, teacher, distill_cfg, data_cfg, transfer, train_cfg.seed)
     # AdaLoRA's controller (None for the other methods) adds a loss penalty and prunes ranks each step.
-    task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task == "lm" else HEAD_NAMES)
+    try:
+        task.peft_controller = apply_peft(model, peft_cfg, [] if data_cfg.task in HEADLESS_TASKS else HEAD_NAMES)
+    except ValueError as err:  # settings that do not fit this model, e.g. a LoRA target its blocks lack
+        raise ConfigError(f"--method {peft_cfg.method}: {err}") from None
     task = adversarial_task(task, model, configs["adversarial"])  # FGM / PGD (minilm/finetune/adversarial.py)
     if "metric" not in given and configs["preset"] is None:  # BIO tags: entity F1 rather than token accuracy
         train_cfg.metric, train_cfg.metric_goal = task.default_metric
@@ -273,8 +359,8 @@ def train(argv=None):
         "head": {"dropout": data_cfg.head_dropout, "pooling": getattr(model, "pooling", None)},
         "data": asdict(data_cfg), "remedies": {**asdict(configs["adversarial"]), **asdict(configs["augment"])},
     }
-    if data_cfg.task == "lm":
-        checkpoint_config["model"] = record["model"]  # a full-method result is also a plain GPT checkpoint
+    if data_cfg.task in HEADLESS_TASKS:
+        checkpoint_config["model"] = record["model"]  # a full-method result is also a plain GPT/Llama checkpoint
     if distill:
         checkpoint_config["distill"] = {**asdict(distill_cfg), "teacher": str(teacher.folder.resolve())}
     trainer = FinetuneTrainer(model.train(), task, train_cfg, checkpoint_config,
@@ -287,7 +373,19 @@ def train(argv=None):
           + ("(the whole student: no base needed)" if distill else f"(trained tensors only, base {data_cfg.base})"))
     if data_cfg.merge:
         print(f"merged: {save_merged(trainer, checkpoint_config)}")
+    if chat:
+        print(chat_hint(train_cfg.out_dir, data_cfg.merge, peft_cfg.method))
     return {"before": before, "after": after, "best": trainer.best}
+
+
+def chat_hint(out_dir, merged: bool, method: str) -> str:
+    """Where to talk to the result: python -m minilm.chat reads a whole model (merged/, or a full fine-tune)."""
+    ask = f'python finetune.py predict --ckpt {out_dir} "a question"'
+    if method in ("adapter", "prefix"):  # extra modules a plain Llama has no place for, merged or not
+        return f"ask it: {ask} (its {method} modules do not fold into the weights, so minilm.chat cannot read it)"
+    if merged:
+        return f"chat with it: python -m minilm.chat --model {out_dir}/merged   (or {ask})"
+    return f"ask it: {ask}; to chat with python -m minilm.chat, run again with --merge (writes {out_dir}/merged)"
 
 
 def format_metrics(metrics: dict) -> str:
@@ -317,8 +415,8 @@ def load_checkpoints(ckpts) -> tuple:
     """(model, tokenizer, config) of one fine-tuned checkpoint, or of several averaged as an ensemble
     (minilm/finetune/ensemble.py), and each one's own (model, tokenizer, config)."""
     ckpts = [ckpts] if isinstance(ckpts, (str, Path)) else list(ckpts)
-    loaded = [load_finetuned(ckpt, resolve_alias=base_model_folder, gpt2_tokenizer=lambda: named_tokenizer("gpt2"))
-              for ckpt in ckpts]
+    loaded = [load_finetuned(ckpt, resolve_alias=model_path, gpt2_tokenizer=lambda: named_tokenizer("gpt2"),
+                             load_decoder=load_decoder) for ckpt in ckpts]
     if len(loaded) == 1:
         return loaded[0], loaded
     return ensemble_of(loaded, [str(ckpt) for ckpt in ckpts], fingerprint_tokenizer), loaded
@@ -332,6 +430,9 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
     max_length = config["data"]["max_length"]
     results = []
     for text in texts:
+        if config["task"] == "chat":
+            results.append(chat_answer(model, tokenizer, text, max_new_tokens))
+            continue
         if config["task"] == "lm":
             ids = torch.tensor([tokenizer.encode(text)])  # (1, T)
             out = model.generate(ids, max_new_tokens, temperature=0.8, top_k=200,
@@ -353,13 +454,23 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
     return results
 
 
+def chat_answer(model, tokenizer, question: str, max_new_tokens: int) -> str:
+    """The greedy answer of a chat fine-tune to one user message, up to its end-of-turn token."""
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
+    stops = end_ids(tokenizer)
+    out = model.generate(torch.tensor([ids]), max_new_tokens, temperature=0.0, eos_token_ids=stops)  # (1, T + new)
+    answer = out[0, len(ids):].tolist()
+    cut = next((i for i, token in enumerate(answer) if token in stops), len(answer))
+    return tokenizer.decode(answer[:cut])
+
+
 @dataclass
 class PredictConfig:
     ckpt: list[str] = field(metadata={"help": "a finetune.py out_dir, or its best/ or merged/ folder; "
                                            "several: an ensemble that averages their probabilities"})
     texts: list[str] = field(default_factory=list, metadata={
-        "nargs": "+", "help": "texts to classify, tag (words split on spaces) or continue"})
-    max_new_tokens: int = field(default=200, metadata={"help": "lm: tokens to generate"})
+        "nargs": "+", "help": "texts to classify, tag (words split on spaces), continue, or answer (chat)"})
+    max_new_tokens: int = field(default=200, metadata={"help": "lm, chat: tokens to generate"})
 
     def __post_init__(self):
         if self.max_new_tokens < 0:
@@ -401,8 +512,9 @@ def evaluate(ckpts, data: str | None = None, batch_size: int = 32) -> dict[str, 
     if len(loaded) > 1:
         models["ensemble"] = ensemble
     data_cfg = FinetuneConfig(**config["data"])
-    if data_cfg.task == "lm":
-        raise ConfigError("finetune.py evaluate scores classify and tag checkpoints; for lm, training reports val_ppl")
+    if data_cfg.task in HEADLESS_TASKS:
+        raise ConfigError(f"finetune.py evaluate scores classify and tag checkpoints; for {data_cfg.task}, training "
+                          "reports val_loss")
     examples = read_examples(data_cfg)  # the very split it was trained with
     if data is not None:  # score another file; the training part (the baseline memorises it) stays the same
         examples["val"] = read_examples(replace(data_cfg, val_data=data))["val"]

@@ -1,7 +1,11 @@
 """Every command that takes a model path takes a model alias too (data/assets.py's model_path): smollm2 names
 SmolLM2's GGUF file in the asset cache. A tiny GGUF written by the tests stands in for it (tests/
 test_sample_llama.py puts it where the alias looks); sample.py's own alias test is there. A name that is neither
-an alias nor a path gets an error line, and finetune.py refuses a Llama base saying so."""
+an alias nor a path gets an error line; finetune.py fine-tunes the alias as a chat model (--task chat, the base
+named by its alias and sha256) and refuses a Llama base for the other tasks, saying so."""
+
+import hashlib
+import json
 
 import pytest
 import torch
@@ -69,12 +73,26 @@ def test_a_name_that_is_neither_an_alias_nor_a_path_is_an_error_line(command, ar
     assert err.startswith("error:") and "smollm3" in err and "Traceback" not in err
 
 
-def test_finetune_refuses_the_alias_smollm2_as_a_base_saying_why(smollm2, tmp_path, capsys):
+def test_finetune_refuses_the_alias_smollm2_as_a_classifier_base_naming_task_chat(smollm2, tmp_path, capsys):
     argv = ["--task", "classify", "--base", "smollm2", "--out_dir", str(tmp_path / "ft")]
     assert run_command(finetune.main, argv) == 2
     err = capsys.readouterr().err
     assert "--base smollm2 is a Llama" in err and "--task classify takes a GPT-2 or BERT base only" in err
-    assert not (tmp_path / "ft").exists()
+    assert "--task chat" in err and not (tmp_path / "ft").exists()
+
+
+def test_finetune_task_chat_takes_the_alias_smollm2_and_points_at_it_by_name(smollm2, tmp_path, capsys):
+    data = tmp_path / "chats.jsonl"
+    data.write_text("\n".join(json.dumps({"messages": [{"role": "user", "content": f"q{i}"},
+                                                        {"role": "assistant", "content": f"a{i}"}]})
+                              for i in range(10)))
+    argv = ["--task", "chat", "--base", "smollm2", "--data", str(data), "--method", "lora", "--max_iters", "1",
+            "--batch_size", "2", "--eval_iters", "1", "--warmup_iters", "0", "--out_dir", str(tmp_path / "ft"),
+            "--val_fraction", "0.2", "--device", "cpu", "--progress", "false"]
+    assert run_command(finetune.main, argv) == 0
+    config = json.loads((tmp_path / "ft" / "best" / "config.json").read_text())
+    assert config["base"] == {"alias": "smollm2", "sha256": hashlib.sha256(smollm2.read_bytes()).hexdigest()}
+    assert isinstance(finetune.predict(tmp_path / "ft", ["q1"], max_new_tokens=3)[0], str)
 
 
 def test_finetune_refuses_a_llama_checkpoint_as_a_base_saying_why(tmp_path, capsys):

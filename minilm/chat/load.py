@@ -3,7 +3,8 @@ chat template.
 
     a .gguf file               the model and the tokenizer both from the file (minilm/gguf/, tokenizer/gguf_vocab.py)
     a minilm checkpoint        config.json + model.safetensors + tokenizer/ (train_gpt.py, a merged finetune.py
-                               --task lm, or the folder a chat model was saved to)
+                               --task lm or chat, or the folder a chat model was saved to); a finetune.py out_dir
+                               means its merged/ model (else its best/, which names what to do)
     a Hugging Face folder      config.json + safetensors (GPT-2 or Llama), and a minilm tokenizer/ beside them
 
 load_decoder serves every command that continues text (sample.py, python -m minilm.chat); load_chat_model
@@ -56,6 +57,8 @@ def load_decoder(path) -> Decoder:
         model, tokenizer = load_gguf(path), tokenizer_from_gguf(path)
     elif (path / CONFIG).is_file() and "model_type" in read_config(path):
         model, tokenizer = _load_hf_folder(path)
+    elif not (path / CONFIG).is_file() and _run_model(path) is not None:  # a finetune.py or train_gpt.py out_dir
+        model, tokenizer = _load_checkpoint(_run_model(path))
     else:
         model, tokenizer = _load_checkpoint(path)
     if tokenizer.vocab_size > model.config.vocab_size:  # ids the model has no row for
@@ -92,6 +95,27 @@ def _load_hf_folder(folder: Path):
     return model, _tokenizer_of(folder)
 
 
+def _run_model(out_dir: Path) -> Path | None:
+    """The model a run's out_dir holds: finetune.py's merged/ (every tensor), else its best/."""
+    return next((out_dir / name for name in ("merged", "best") if (out_dir / name / CONFIG).is_file()), None)
+
+
+def _finetuned_problem(folder: Path, config: dict) -> str | None:
+    """Why a finetune.py checkpoint is no plain decoder, and what to do; None when it is one."""
+    ask = f'python finetune.py predict --ckpt {folder} "a question"'
+    if config.get("base") is not None:  # the trained tensors and a pointer to the base
+        merged = folder.parent / "merged"
+        whole = f"pass {merged}" if (merged / CONFIG).is_file() else \
+            "run the fine-tune again with --merge, which writes the whole model to OUT_DIR/merged, and pass that"
+        return (f"{folder} is a finetune.py checkpoint that holds only the tensors fine-tuning trained (and a "
+                f"pointer to its base), not a whole model; {whole}, or ask it with {ask}")
+    if config.get("peft_applied"):  # merged, but adapters or a prefix do not fold into the weights
+        method = config.get("peft", {}).get("method")
+        return (f"{folder} was fine-tuned with --method {method}, whose extra modules a plain decoder has no place "
+                f"for; ask it with {ask}, or fine-tune with --method lora or full to chat with it here")
+    return None
+
+
 def _load_checkpoint(folder: Path):
     """A minilm checkpoint of a decoder (config.json's model_class GPT or Llama), checked as --resume checks it."""
     folder = resolve_checkpoint(folder)  # or folder.old, after an interrupted save
@@ -102,6 +126,8 @@ def _load_checkpoint(folder: Path):
         raise CheckpointError(f"{folder / CONFIG} is not a train_gpt.py checkpoint ({what}), so it holds no "
                               "decoder; pass the best/ or ckpt/ folder of a train_gpt.py run, a .gguf file or a "
                               "Hugging Face GPT-2 / Llama folder")
+    if (problem := _finetuned_problem(folder, config)) is not None:
+        raise CheckpointError(problem)
     check_saved_config(folder, config)  # its settings, as --resume checks them
     return saved_model(folder, config, state_dict), _tokenizer_of(folder)
 

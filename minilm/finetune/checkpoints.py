@@ -28,14 +28,16 @@ from tokenizer import BPETokenizer, WordPieceTokenizer, load_tokenizer
 from ..compress.pruned import build_model, model_record
 from ..compress.quantize import QuantizationRecord, int8_shell, is_quantized
 from ..hf import from_pretrained, read_config
-from ..model import GPT, Bert, BertConfig, GPTConfig
+from ..model import GPT, Bert, BertConfig, GPTConfig, Llama, LlamaConfig
 from ..peft import PeftConfig, apply_peft, precompute_prefix
 from ..training.checkpoint import (MODEL_CLASSES, load_checkpoint, load_model_weights, resolve_checkpoint, saved_model,
                                    tied_names, unwrap_model)
 from ..training.trainer import Trainer
+from .chat_base import find_decoder_base
 from .heads import HEAD_NAMES, HEADS
 
-BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig)}
+BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig), "Llama": (Llama, LlamaConfig)}
+HEADLESS_TASKS = ("lm", "chat")  # the backbone is the whole model: its own LM head writes the text
 # Where each pretraining model keeps the Bert that fine-tuning reads: BERT's, ALBERT's and RoBERTa's is
 # `bert`; ELECTRA's is its discriminator's (the generator only served pretraining and is dropped).
 BACKBONE_OF = {"BertForPreTraining": "bert", "BertForMaskedLM": "bert", "Electra": "discriminator.bert"}
@@ -223,29 +225,34 @@ def open_model(spec: str, flag: str = "--ckpt", resolve_alias=None, gpt2_tokeniz
 
 # ------------------------------------------------------------------------------ fine-tuned checkpoints
 
-def load_finetuned(folder, resolve_alias=None, gpt2_tokenizer=None):
+def load_finetuned(folder, resolve_alias=None, gpt2_tokenizer=None, load_decoder=None):
     """(model in eval mode, tokenizer, config) from a fine-tuned checkpoint: a run's out_dir (its best/),
-    a best/ or ckpt/ folder, or a merged/ folder. resolve_alias(name) -> folder finds a base that was
-    named by an alias (finetune.py passes data.assets.base_model_folder); gpt2_tokenizer: see load_base."""
+    a best/ or ckpt/ folder, or a merged/ folder. resolve_alias(name) -> path finds a base that was
+    named by an alias (finetune.py passes data.assets.model_path); gpt2_tokenizer: see load_base;
+    load_decoder(path): reads a --task chat base (a .gguf file too; finetune.py passes minilm.chat's)."""
     folder = Path(folder)
     if not (folder / "config.json").exists() and (folder / "best").is_dir():
         folder = folder / "best"
     state_dict, config, _ = load_checkpoint(folder, with_train_state=False)
     if "task" not in config:
         raise CheckpointError(f"{folder} is not a finetune.py checkpoint (its config.json has no 'task')")
+    task = config["task"]
     if config["base"] is None:  # merged: every tensor is in the file
         backbone = build_backbone(config["backbone"])
+    elif task == "chat":  # a decoder: a .gguf file, a Hugging Face folder or a checkpoint
+        if load_decoder is None:
+            raise TypeError("this is a --task chat checkpoint: pass load_decoder to load_finetuned")
+        backbone, _ = find_decoder_base(config["base"], resolve_alias, load_decoder)
     else:
         backbone = _find_base(config["base"], resolve_alias, gpt2_tokenizer).backbone
-    task = config["task"]
     head = config["head"]
     if task == "classify":
         model = HEADS[task](backbone, len(config["labels"]), head["dropout"], head.get("pooling"))
     else:
-        model = backbone if task == "lm" else HEADS[task](backbone, len(config["labels"]), head["dropout"])
+        model = backbone if task in HEADLESS_TASKS else HEADS[task](backbone, len(config["labels"]), head["dropout"])
     peft_cfg = PeftConfig(**config["peft"])
     if config["base"] is not None or config["peft_applied"]:
-        apply_peft(model, peft_cfg, [] if task == "lm" else HEAD_NAMES)  # the same tensors, then loaded
+        apply_peft(model, peft_cfg, [] if task in HEADLESS_TASKS else HEAD_NAMES)  # the same tensors, then loaded
     if config.get("merged") and peft_cfg.method == "prefix":
         precompute_prefix(model)
     if is_quantized(config):  # python -m minilm.compress quantize: int8 modules for the int8 tensors

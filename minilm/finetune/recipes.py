@@ -69,6 +69,9 @@ RECIPES = {
 # The learning rate each method starts from unless --lr is given: the whole model moves in small
 # steps; a few fresh matrices need large ones.
 METHOD_LR = {"full": 5e-5, "freeze": 1e-3, "lora": 2e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
+# Instruction tuning moves a pretrained chat model: the whole of it in small steps (a 135M model at 3e-4
+# forgets), LoRA's fresh matrices in larger ones.
+CHAT_METHOD_LR = {"full": 3e-5, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 LM_METHOD_LR = {"full": 3e-4, "freeze": 3e-4, "lora": 1e-3, "adalora": 2e-3, "adapter": 1e-3, "prefix": 3e-3}
 # A fresh head with many labels needs larger steps (pos-minilm, 45 tags, at 1e-4: 87.1%).
 RECIPE_METHOD_LR = {"pos-minilm": {"full": 3e-4}, "ner-minilm": {"full": 3e-4}, "intent-minilm": {"full": 3e-4},
@@ -80,11 +83,12 @@ def derived_defaults(values: dict, recipe: str | None, given: set[str]) -> dict:
     """The defaults that depend on other choices (a flag given on the command line still wins): the
     learning rate per method (and recipe), AdaLoRA's schedule per max_iters and, without a recipe, the
     metric that picks the best checkpoint per task. --help shows them."""
-    table = {**(LM_METHOD_LR if values["task"] == "lm" else METHOD_LR), **RECIPE_METHOD_LR.get(recipe, {})}
+    by_task = {"lm": LM_METHOD_LR, "chat": CHAT_METHOD_LR}
+    table = {**by_task.get(values["task"], METHOD_LR), **RECIPE_METHOD_LR.get(recipe, {})}
     tinit = values["adalora_tinit"] if "adalora_tinit" in given else values["max_iters"] // 10
     derived = {"lr": table[values["method"]], "adalora_tinit": tinit,
                "adalora_tfinal": max(values["max_iters"] * 4 // 5, tinit + 1)}
     if recipe is None:  # a recipe names its metric; a tagging set's BIO tags switch val_acc to val_f1 later
-        lm = values["task"] == "lm"
+        lm = values["task"] in ("lm", "chat")  # the models that write text: the loss on what they write
         derived["metric"], derived["metric_goal"] = ("val_loss", "min") if lm else ("val_acc", "max")
     return derived

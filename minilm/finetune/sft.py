@@ -25,13 +25,29 @@ from ..model.losses import IGNORE_INDEX
 from ..training.trainer import Task, share_of_step, to_device
 
 
+class TooLongError(DataError):
+    """A conversation that does not fit in max_length tokens."""
+
+
+def encode_conversations(tokenizer, conversations: list[list[dict]], end_ids, max_length: int):
+    """(encoded, n_left_out): encode_conversation of each; those longer than max_length are left out and
+    counted (the caller says so), as tagging leaves out the words that do not fit."""
+    encoded, too_long = [], 0
+    for messages in conversations:
+        try:
+            encoded.append(encode_conversation(tokenizer, messages, end_ids, max_length))
+        except TooLongError:
+            too_long += 1
+    return encoded, too_long
+
+
 def encode_conversation(tokenizer, messages: list[dict], end_ids, max_length: int) -> dict[str, list[int]]:
     """messages ([{"role", "content"}, ...], at least one assistant message) -> {"input_ids", "targets"}, each
     of length n - 1 for the conversation's n ids: targets[t] is the id after input_ids[t] where that id is part
     of an assistant answer, else IGNORE_INDEX."""
     ids = tokenizer.apply_chat_template(messages, add_generation_prompt=False)
     if len(ids) > max_length:
-        raise DataError(f"a conversation is {len(ids)} tokens and the model reads at most {max_length}: shorten it, "
+        raise TooLongError(f"a conversation is {len(ids)} tokens and the model reads at most {max_length}: shorten it, "
                         "or split it into several conversations")
     scored = [False] * len(ids)
     for i, message in enumerate(messages):
