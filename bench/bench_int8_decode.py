@@ -4,6 +4,7 @@ docs/experiments/smollm2_decoding.md "int8 weight-only decoding").
 
     python -m bench.bench_int8_decode                                  # layers, decode, agree; 2 threads
     python -m bench.bench_int8_decode --parts decode --rounds 5 --threads 1 --json out/int8_decode.json
+    python -m bench.bench_int8_decode --int8 out/smollm2-int8     # the folder compress quantize wrote
 
 parts:
     layers   ms per call, batch 1, of the LM head (49,152 x 576) and an MLP projection (1,536 x 576), for each
@@ -30,7 +31,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from minilm.compress import quantize_model
+from minilm.compress import quantize_model, set_compute
 from minilm.compress.int8 import quantize_rows
 from minilm.compress.int8_gemv import gemv_kernel, linear_int8
 
@@ -116,13 +117,18 @@ def part_layers(args) -> dict:
 
 # ----------------------------------------------------------------------------------- decode and agree
 
-def load_models(spec: str):
-    """The float32 model, its int8 weight-only copy, and the tokenizer."""
+def load_models(spec: str, int8_folder: str | None):
+    """The float32 model, its int8 weight-only version (quantized here, or read from int8_folder, what
+    `python -m minilm.compress quantize ... --compute weight_only` wrote), and the tokenizer."""
     from minilm.chat.load import load_chat_model
     from data.assets import model_path
     chat = load_chat_model(model_path(spec))
-    int8 = copy.deepcopy(chat.model)
-    quantize_model(int8, "weight_only")
+    if int8_folder is not None:
+        int8 = load_chat_model(int8_folder).model
+        set_compute(int8, "weight_only")
+    else:
+        int8 = copy.deepcopy(chat.model)
+        quantize_model(int8, "weight_only")
     return {"float32": chat.model, "int8": int8.eval()}, chat.tokenizer
 
 
@@ -170,6 +176,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="smollm2", help="a .gguf file, a minilm or Hugging Face folder, an alias")
+    parser.add_argument("--int8", default=None, help="a quantized checkpoint of --model to time (default: quantize "
+                        "--model here)")
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, of {', '.join(PARTS)}")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
@@ -188,7 +196,7 @@ def main(argv=None):
     if "layers" in parts:
         results["layers"] = part_layers(args)
     if {"decode", "agree"} & set(parts):
-        models, tokenizer = load_models(args.model)
+        models, tokenizer = load_models(args.model, args.int8)
         if "decode" in parts:
             results["decode"] = part_decode(models, tokenizer, args)
         if "agree" in parts:
