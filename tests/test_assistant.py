@@ -1,5 +1,5 @@
-"""The customer-service assistant: reading chatterbot YAML, the two indexes, the threshold, the reply and
-its fallbacks, the terminal loop, and what the uncased vocabulary makes of Chinese."""
+"""The customer-service assistant: reading chatterbot YAML, the two indexes, the threshold, the reply or its
+decline, the terminal loop, and what the uncased vocabulary makes of Chinese (RAG: tests/test_assistant_rag.py)."""
 
 import io
 
@@ -11,14 +11,13 @@ from data.assets import fetch
 from data.chatterbot import read_conversations, read_language, unique_questions
 from data.chatterbot_paraphrases import HELD_OUT_CATEGORIES, PARAPHRASES
 from data.finetune_data import FinetuneDataError
-from finetune_fixtures import save_bert_base, save_gpt_base, tiny_bert, tiny_wordpiece
+from finetune_fixtures import save_bert_base, tiny_bert, tiny_wordpiece
 from minilm.assistant import __main__ as assistant_cli
-from minilm.assistant.assistant import UNKNOWN, Assistant, GPTFallback
+from minilm.assistant.assistant import UNKNOWN, Assistant
 from minilm.assistant.encoder import SentenceEncoder
 from minilm.assistant.evaluation import balanced_accuracy, tune_threshold
 from minilm.assistant.retrieval import EmbeddingIndex, TfidfIndex
 from minilm.assistant.vocabulary import vocabulary_coverage
-from minilm.finetune.checkpoints import open_model
 from tokenizer import WordPieceTokenizer
 
 TINY_CORPUS = {
@@ -111,18 +110,11 @@ class FixedIndex:
         return [(0, self.score)]
 
 
-def test_a_close_question_gets_the_stored_answer_and_a_far_one_the_fallback(corpus):
+def test_a_close_question_gets_the_stored_answer_and_a_far_one_a_decline(corpus):
     questions = unique_questions(read_language("english", corpus))
     assert Assistant(FixedIndex(0.9), questions, 0.5).reply("x").text == "yes, very good"
-    assert Assistant(FixedIndex(0.1), questions, 0.5).reply("x").text == UNKNOWN
-    generated = Assistant(FixedIndex(0.1), questions, 0.5, fallback=lambda text: "a guess").reply("x")
-    assert (generated.text, generated.source) == ("a guess", "generated")
-
-
-def test_the_gpt_fallback_answers_with_one_line(tmp_path):
-    gpt, tokenizer = open_model(str(save_gpt_base(tmp_path / "gpt", text="Q: what?\nA: the film was good.\n")))
-    answer = GPTFallback(gpt, tokenizer, max_new_tokens=20)("what?")
-    assert answer and "\n" not in answer
+    declined = Assistant(FixedIndex(0.1), questions, 0.5).reply("x")
+    assert (declined.text, declined.source) == (UNKNOWN, "unknown")
 
 
 def test_the_terminal_loop_answers_each_line_until_quit(corpus, tmp_path, monkeypatch, capsys):

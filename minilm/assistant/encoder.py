@@ -10,7 +10,19 @@ is the dot product, so a whole index is scored with one matrix product:
 import torch
 import torch.nn.functional as F
 
+from common.errors import ConfigError
+
+from ..finetune.checkpoints import base_folder, load_base
 from ..finetune.heads import hidden_states, mean_pool
+
+
+def open_encoder(folder, spec: str) -> "SentenceEncoder":
+    """The SentenceEncoder of a BERT folder (a Hugging Face folder, a train_bert.py or finetune.py checkpoint or
+    out_dir); spec: how the user named it, for the error message."""
+    base = load_base(base_folder(str(folder)), alias=None)
+    if not hasattr(base.tokenizer, "encode_plus"):
+        raise ConfigError(f"--base {spec}: the sentence encoder must be a BERT with a WordPiece tokenizer")
+    return SentenceEncoder(base.backbone, base.tokenizer)
 
 
 class SentenceEncoder:

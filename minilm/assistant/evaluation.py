@@ -41,3 +41,28 @@ def retrieval_report(index, questions, queries, unanswerable: list[str]) -> dict
     return {"top1": sum(top1) / len(top1), "top5": sum(top5) / len(top5), "threshold": threshold,
             "test_balanced": balanced_accuracy(threshold, answerable[1::2], declined[1::2]),
             "test_right": sum(right) / len(right)}
+
+
+class AnswerJudge:
+    """Is a written answer the right one? Its MiniLM vector's nearest among every stored answer must be one of the
+    target question's answers. A generated answer rarely repeats a stored one word for word; this asks which
+    stored answer it says, as the retriever asks which stored question a new one asks.
+
+        right(text, target)  <=>  argmax_a cos(e(text), e(a)) over all answers a  is in target.answers
+
+    A stored answer given back verbatim finds itself at cosine 1, so for retrieval alone the judge agrees with
+    answers_the_question; what it cannot tell apart are answers that say the same (see docs/applications.md for
+    20 judgements checked by hand)."""
+
+    def __init__(self, encoder, questions):
+        self.encoder = encoder
+        self.answers = sorted({answer for question in questions for answer in question.answers})
+        self.vectors = encoder.encode(self.answers)  # (A, C) unit vectors
+
+    def nearest(self, text: str) -> tuple[str, float]:
+        scores = self.vectors @ self.encoder.encode([text])[0]  # (A,)
+        best = int(scores.argmax())
+        return self.answers[best], float(scores[best])
+
+    def right(self, text: str, target) -> bool:
+        return self.nearest(text)[0] in target.answers

@@ -4,6 +4,7 @@
     python -m minilm.serve --ckpt out/sentiment-minilm --ckpt gpt=out/gpt-small --port 8000
     python -m minilm.serve --ckpt minilm-l6 --api_key "$(cat key.txt)"     (or MINILM_API_KEY=...)
     python -m minilm.serve --ckpt smollm2                                  a chat model: /v1/chat/completions, /chat
+    python -m minilm.serve --ckpt smollm2 --knowledge out/kb               ... answering from stored Q/A pairs (RAG)
     python -m minilm.serve --help                                          every flag, with its default
 
 Each model is loaded once, before the port opens. SIGTERM (or Ctrl-C) stops the server gracefully: it stops
@@ -16,9 +17,12 @@ import time
 
 import torch
 
-from common.errors import run_command
+from common.errors import ConfigError, run_command
 from data.assets import base_model_folder, model_path
 from data.tokenizers import named_tokenizer
+from minilm.assistant.encoder import open_encoder
+from minilm.assistant.knowledge import load_knowledge
+from minilm.assistant.rag import Retriever
 from minilm.chat.load import end_ids, load_chat_model
 from minilm.gguf import is_gguf
 from minilm.model import GPT
@@ -57,11 +61,29 @@ def load_models(specs: list[str]) -> dict:
     return models
 
 
+def load_retriever(cfg: ServeConfig, models: dict):
+    """--knowledge: the store, and the encoder it records (checked to be the one that built it); the RAG hook of
+    every chat model served (minilm/assistant/rag.py). The service itself never reads data/: the store is a file."""
+    if cfg.knowledge is None:
+        return None
+    if not any("chat" in served.endpoints for served in models.values()):
+        raise ConfigError(f"--knowledge {cfg.knowledge}: no chat model among --ckpt to answer from it; serve one "
+                          "too (e.g. --ckpt smollm2)")
+    knowledge = load_knowledge(cfg.knowledge)
+    encoder = open_encoder(model_path(knowledge.encoder_name), knowledge.encoder_name)
+    retriever = Retriever(knowledge, encoder, cfg.knowledge_k, cfg.knowledge_threshold)
+    print(f"knowledge: {len(knowledge.pairs)} question/answer pairs from {cfg.knowledge}, embedded by "
+          f"{knowledge.encoder_name}; top {retriever.k} in each chat prompt, \"I don't know\" below "
+          f"{retriever.threshold:.2f}", flush=True)
+    return retriever
+
+
 def main(argv=None) -> int:
     cfg = parse_args({}, {"serve": ServeConfig}, argv, description=__doc__.split("\n")[0],
                      prog="python -m minilm.serve")["serve"]
     torch.set_num_threads(cfg.torch_threads())
-    app = create_app(Service(load_models(cfg.ckpt), cfg, Metrics()))
+    models = load_models(cfg.ckpt)
+    app = create_app(Service(models, cfg, Metrics(), load_retriever(cfg, models)))
     print(f"{cfg.workers} worker(s), batches of up to {cfg.max_batch} texts, {torch.get_num_threads()} torch "
           f"thread(s); auth {'on' if cfg.api_key else 'off'}", flush=True)
     serve(app, app.state.service, cfg.host, cfg.port)  # returns after SIGTERM / Ctrl-C, every request answered

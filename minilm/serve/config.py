@@ -48,6 +48,12 @@ class ServeConfig:
     request_timeout: float = field(default=30.0, metadata={"help": "seconds a request may wait and run (504)"})
     shutdown_timeout: float = field(default=30.0, metadata={"help": "on SIGTERM, seconds to finish the "
                                                             "requests in flight before exiting"})
+    knowledge: str | None = field(default=None, metadata={"help": "a store of question/answer pairs (`python -m "
+                                                          "minilm.assistant index --out FOLDER`): chat answers are "
+                                                          "written from the nearest pairs, cited in \"sources\""})
+    knowledge_k: int = field(default=3, metadata={"help": "with --knowledge: stored pairs put in the prompt"})
+    knowledge_threshold: float | None = field(default=None, metadata={"help": "with --knowledge: below this cosine "
+                                              "the answer is \"I don't know\" (default: what the store records)"})
 
     def __post_init__(self):
         if not self.ckpt:
@@ -57,6 +63,9 @@ class ServeConfig:
         for name in ("max_body_bytes", "max_texts", "max_text_chars", "max_queue", "workers", "max_batch"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name} must be at least 1, got {getattr(self, name)}")
+        if self.knowledge_k < 1 or not -1 <= (self.knowledge_threshold or 0) <= 1:
+            raise ConfigError(f"--knowledge_k must be at least 1 and --knowledge_threshold a cosine in [-1, 1]; got "
+                              f"{self.knowledge_k} and {self.knowledge_threshold}")
         if self.max_new_tokens < 0 or self.threads < 0:
             raise ConfigError("--max_new_tokens and --threads must be >= 0")
         for name in ("request_timeout", "shutdown_timeout"):
