@@ -3,6 +3,8 @@
     int8.py           the arithmetic of symmetric int8: scales, rounding, the int8 x int8 -> int32 matmul;
                       compile_kernels() fuses its elementwise steps with torch.compile
     int8_modules.py   Int8Linear (weight-only or int8 compute) and Int8Embedding
+    int8_gemv.py      the weight-only product for a few tokens (decoding): a small C kernel that reads the
+                      int8 weight itself, built on first use
     quantize.py       a whole model to int8, and the empty int8 shell a quantized checkpoint loads into
     heads.py          head importance from gate gradients (Michel et al. 2019); physical head removal
     pruned.py         a pruned model's shape in config.json, rebuilt by the loaders before the weights
