@@ -169,3 +169,9 @@ def test_the_command_never_writes_over_its_gguf_input(tmp_path, capsys):
     before = gguf_path.read_bytes()
     assert run_command(compress, ["quantize", str(gguf_path), str(gguf_path), "--overwrite"]) == 2
     assert "error:" in capsys.readouterr().err and gguf_path.read_bytes() == before
+
+
+def test_prune_refuses_a_gguf_with_an_error(tmp_path, capsys):
+    gguf_path = write_chat_gguf(tmp_path / "chat.gguf")
+    assert run_command(compress, ["prune", str(gguf_path), str(tmp_path / "out"), "--mlp", "0.5"]) == 2
+    assert "prune takes a minilm checkpoint" in capsys.readouterr().err and not (tmp_path / "out").exists()

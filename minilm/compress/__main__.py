@@ -12,8 +12,11 @@ the service). quantize also takes every model minilm loads: a .gguf file, a Hugg
 (smollm2, minilm-l6); OUT is then a minilm checkpoint (python -m minilm.chat --model OUT), carrying the
 tokenizer (a GGUF's own, or the folder's tokenizer/). For decoding, --compute weight_only:
 
-    python -m minilm.compress quantize smollm2 out/smollm2-int8 --compute weight_only --share ranks heads by importance on a classifier's own training examples (the split
-finetune.py trained on), so it needs a finetune.py classify checkpoint; --heads works on any.
+    python -m minilm.compress quantize smollm2 out/smollm2-int8 --compute weight_only
+
+prune takes minilm checkpoints only. --share ranks heads by importance on a classifier's own training
+examples (the split finetune.py trained on), so it needs a finetune.py classify checkpoint; --heads works
+on any.
 Prune first, then quantize: a quantized checkpoint is refused by both.
 
 OUT is checked before any work (common/output_guard.py): it may never be CKPT, hold it or lie inside it (nor
@@ -290,12 +293,18 @@ def quantize(cfg: QuantizeConfig) -> Path:
     out = write_checkpoint(opened, cfg.out)
     print(f"wrote {out}: {size_mb(out):.1f} MB of weights (CKPT: {size_mb(opened.folder):.1f} MB), compute "
           f"{cfg.compute}{'' if record.int_mm else ' (no torch._int_mm here: the int8 products run in float32)'}")
+    if cfg.compute == "int8" and opened.config.get("model_class") in ("GPT", "Llama"):
+        print("note: to decode (chat, sample.py), --compute weight_only is faster: it reads the int8 weights "
+              "as they are, one token at a time (docs/compression.md)")
     if task:
         print(f"held-out accuracy: {before:.4f} float32 -> {held_out_accuracy(opened.model, task):.4f} int8")
     return out
 
 
 def prune(cfg: PruneConfig) -> Path:
+    if is_foreign(source_path(cfg.ckpt)):
+        raise CheckpointError(f"CKPT {cfg.ckpt} is a GGUF file or a Hugging Face folder; prune takes a minilm "
+                              "checkpoint (fine-tune the model with finetune.py first)")
     guard_out(cfg, "python -m minilm.compress prune")
     opened = open_checkpoint(cfg.ckpt)
     task = classification_task(opened)
