@@ -129,16 +129,35 @@ def test_a_fresh_run_into_a_used_out_dir_is_refused(lora_run, gguf_file, capsys)
     assert "--resume" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("method", ["adapter", "prefix"])
-def test_adapters_and_prefixes_train_on_a_llama_and_answer_through_predict(method, gguf_file, tmp_path, capsys):
+@pytest.mark.parametrize("method, options", [
+    ("adalora", ["--lora_targets", "q_proj,v_proj,down_proj"]), ("freeze", ["--train_layers", "1"]),
+    ("adapter", ["--adapter_size", "8"]), ("prefix", ["--prefix_length", "4", "--prefix_hidden", "16"]),
+])
+def test_each_peft_method_trains_a_llama_and_answers_through_predict(method, options, gguf_file, tmp_path):
     data = write_chats(tmp_path / "chats.jsonl", 20)
-    result = finetune.main(chat_args(gguf_file, data, tmp_path / "run", "--method", method, "--lr", "1e-2",
-                                     "--adapter_size", "8", "--prefix_length", "4", "--prefix_hidden", "16",
+    result = finetune.main(chat_args(gguf_file, data, tmp_path / "run", "--method", method, "--lr", "1e-2", *options,
                                      iters=15))
     assert result["after"]["val_loss"] < result["before"]["val_loss"]
     assert isinstance(finetune.predict(tmp_path / "run", ["n 1?"], max_new_tokens=4)[0], str)
+
+
+def test_minilm_chat_refuses_a_merged_adapter_run_naming_predict(gguf_file, tmp_path, capsys):
+    data = write_chats(tmp_path / "chats.jsonl", 10)
+    finetune.main(chat_args(gguf_file, data, tmp_path / "run", "--method", "adapter", "--merge", iters=2))
     assert run_command(chat_main, ["--model", str(tmp_path / "run"), "--prompt", "hi"]) == 2
-    assert "finetune.py predict" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--method adapter" in err and "finetune.py predict" in err
+
+
+def test_a_hugging_face_llama_folder_with_a_template_is_a_chat_base(tmp_path):
+    from minilm import save_pretrained
+    save_pretrained(tiny_llama(BYTES_AND_CHATML), tmp_path / "hf")
+    byte_tokenizer().save(tmp_path / "hf" / "tokenizer")
+    data = write_chats(tmp_path / "chats.jsonl", 10)
+    result = finetune.main(chat_args(tmp_path / "hf", data, tmp_path / "run", "--method", "lora", iters=2))
+    assert set(result) == {"before", "after", "best"}
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert config["base"]["path"] == str((tmp_path / "hf").resolve())
 
 
 # ------------------------------------------------------------------------------------------- refused
@@ -213,3 +232,33 @@ def test_a_changed_base_is_caught_when_the_checkpoint_is_loaded(gguf_file, tmp_p
     argv = ["predict", "--ckpt", str(tmp_path / "run"), "n 1?"]
     assert run_command(finetune.main, argv) == 2
     assert "has changed since fine-tuning" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- the recipe
+
+def test_the_assistant_recipe_runs_lora_on_every_linear_of_the_alias_model(gguf_file, tmp_path, monkeypatch):
+    from test_sample_llama import cache_as_smollm2
+    cache_as_smollm2(gguf_file, tmp_path / "cache", monkeypatch)  # the tiny GGUF stands in for SmolLM2
+    data = write_chats(tmp_path / "chats.jsonl", 40)
+    finetune.main(["--recipe", "assistant-smollm2", "--data", str(data), "--max_iters", "2", "--eval_interval", "2",
+                   "--out_dir", str(tmp_path / "run"), "--device", "cpu", "--progress", "false", "--merge"])
+    config = json.loads((tmp_path / "run" / "best" / "config.json").read_text())
+    assert config["base"]["alias"] == "smollm2" and config["peft"]["method"] == "lora"
+    saved = load_file(tmp_path / "run" / "best" / "model.safetensors")
+    assert {name.split(".")[3] for name in saved} == set(ALL_TARGETS.split(","))
+    assert load_decoder(tmp_path / "run").source == str(tmp_path / "run")  # merged: minilm.chat reads it
+
+
+@pytest.mark.slow
+def test_the_real_smollm2_learns_chatterbot_answers_and_chats_merged(tmp_path, capsys):
+    """A few LoRA steps of the recipe on the real SmolLM2 (fetched on first use): the answers' loss falls, and the
+    merged model answers in python -m minilm.chat as finetune.py predict answers from the trained tensors."""
+    result = finetune.main(["--recipe", "assistant-smollm2", "--max_examples", "80", "--val_fraction", "0.1",
+                            "--max_iters", "6", "--batch_size", "4", "--eval_interval", "6",
+                            "--out_dir", str(tmp_path / "run"), "--progress", "false", "--merge"])
+    assert result["after"]["val_loss"] < result["before"]["val_loss"]
+    answer = finetune.predict(tmp_path / "run", ["What is AI?"], max_new_tokens=16)[0]
+    capsys.readouterr()
+    argv = ["--model", str(tmp_path / "run"), "--prompt", "What is AI?", "--max_new_tokens", "16"]
+    assert run_command(chat_main, argv) == 0
+    assert capsys.readouterr().out.strip() == answer.strip() != ""
