@@ -383,8 +383,8 @@ def chat_hint(out_dir, merged: bool, method: str) -> str:
     ask = f'python finetune.py predict --ckpt {out_dir} "a question"'
     if method in ("adapter", "prefix"):  # extra modules a plain Llama has no place for, merged or not
         return f"ask it: {ask} (its {method} modules do not fold into the weights, so minilm.chat cannot read it)"
-    if merged:
-        return f"chat with it: python -m minilm.chat --model {out_dir}/merged   (or {ask})"
+    if merged or method == "full":  # a full fine-tune's best/ holds every tensor
+        return f"chat with it: python -m minilm.chat --model {out_dir}   (or {ask})"
     return f"ask it: {ask}; to chat with python -m minilm.chat, run again with --merge (writes {out_dir}/merged)"
 
 

@@ -116,6 +116,7 @@ def test_full_fine_tuning_of_the_chat_model_resumes_where_it_stopped(gguf_file, 
     finetune.main(chat_args(gguf_file, data, tmp_path / "straight", *common, iters=6))
     finetune.main(chat_args(gguf_file, data, tmp_path / "resumed", *common, iters=3))
     finetune.main(chat_args(gguf_file, data, tmp_path / "resumed", *common, "--resume", iters=6))
+    assert load_decoder(tmp_path / "resumed").model.num_parameters() > 0  # full: best/ is a whole model
     straight = load_file(tmp_path / "straight" / "ckpt" / "model.safetensors")
     resumed = load_file(tmp_path / "resumed" / "ckpt" / "model.safetensors")
     assert straight.keys() == resumed.keys()

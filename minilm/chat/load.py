@@ -103,14 +103,14 @@ def _run_model(out_dir: Path) -> Path | None:
 def _finetuned_problem(folder: Path, config: dict) -> str | None:
     """Why a finetune.py checkpoint is no plain decoder, and what to do; None when it is one."""
     ask = f'python finetune.py predict --ckpt {folder} "a question"'
-    if config.get("base") is not None:  # the trained tensors and a pointer to the base
+    method = config.get("peft", {}).get("method")
+    if config.get("base") is not None and method != "full":  # the trained tensors and a pointer to the base
         merged = folder.parent / "merged"
         whole = f"pass {merged}" if (merged / CONFIG).is_file() else \
             "run the fine-tune again with --merge, which writes the whole model to OUT_DIR/merged, and pass that"
         return (f"{folder} is a finetune.py checkpoint that holds only the tensors fine-tuning trained (and a "
                 f"pointer to its base), not a whole model; {whole}, or ask it with {ask}")
     if config.get("peft_applied"):  # merged, but adapters or a prefix do not fold into the weights
-        method = config.get("peft", {}).get("method")
         return (f"{folder} was fine-tuned with --method {method}, whose extra modules a plain decoder has no place "
                 f"for; ask it with {ask}, or fine-tune with --method lora or full to chat with it here")
     return None

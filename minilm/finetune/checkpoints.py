@@ -4,6 +4,8 @@ A base model is a folder (finetune.py turns --base into one):
     out/gpt-small        a train_gpt.py / train_bert.py run (its best/ checkpoint) or checkpoint folder
     path/to/hf-folder    a Hugging Face folder (config.json with "model_type": "bert" or "gpt2"),
                          such as the one data/assets.py fetches for the alias minilm-l6
+    a chat model         --task chat: a decoder finetune.py reads with minilm/chat/load.py (a .gguf file too);
+                         its pointer and template: chat_base.py
 
 A fine-tuned checkpoint holds only what was trained (a LoRA run: ~1% of the numbers) and a pointer
 to the base, with the base's sha256 so a changed base is caught:

@@ -5,9 +5,9 @@ attention and after the MLP of every block, while the rest of the model stays fr
 
 W_up and b_up start at zero, so each adapter starts as the identity and the model as the base model.
 
-Where it sits: each sub-layer ends in a projection (attn.out_proj; mlp.fc_out, or a Llama's mlp.down_proj) whose output y is
-the sub-layer's output (then dropout, then the residual add). The adapter wraps that projection,
-so y becomes adapter(y) and nothing in blocks.py changes; the projection keeps its weight names.
+Where it sits: each sub-layer ends in a projection (attn.out_proj; mlp.fc_out, or a Llama's mlp.down_proj)
+whose output y is the sub-layer's output (then dropout, then the residual add). The adapter wraps that
+projection, so y becomes adapter(y) and nothing in blocks.py changes; the projection keeps its weight names.
 """
 
 import torch.nn as nn
