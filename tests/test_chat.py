@@ -96,6 +96,47 @@ def test_a_message_longer_than_the_context_is_refused_with_the_numbers():
         list(session.reply("x" * 100, max_new_tokens=8))
 
 
+def fed_lengths(chat) -> list[int]:
+    """Record how many tokens each forward pass of chat.model reads."""
+    lengths, forward = [], chat.model.forward
+    chat.model.forward = lambda input_ids, **kw: (lengths.append(input_ids.size(1)), forward(input_ids, **kw))[1]
+    return lengths
+
+
+def test_a_later_turn_reads_only_what_the_cache_lacks():
+    chat = tiny_chat(block_size=512)
+    session, lengths = ChatSession(chat), fed_lengths(chat)
+    list(session.reply("hello there", max_new_tokens=6))
+    first_prompt = lengths[0]
+    second_prompt = chat.tokenizer.apply_chat_template(session.messages + [{"role": "user", "content": "and then?"}])
+    lengths.clear()
+    list(session.reply("and then?", max_new_tokens=6))
+    assert lengths[0] <= len(second_prompt) - first_prompt  # the first turn's prompt is not read again
+    assert session.cache.next_position == len(session.cached_ids)
+
+
+def test_answers_with_the_reused_cache_equal_answers_without_it():
+    texts = ("hello there", "and then?", "one more", "last")
+    sessions = [ChatSession(tiny_chat(block_size=512)) for _ in range(2)]
+    sessions[1].reuse_cache = False
+    answers = [[("".join(session.reply(text, max_new_tokens=8))) for text in texts] for session in sessions]
+    assert answers[0] == answers[1]
+
+
+def test_an_answer_interrupted_inside_a_forward_pass_drops_the_cache():
+    chat = tiny_chat(block_size=512)
+    session = ChatSession(chat)
+    list(session.reply("hello", max_new_tokens=4))
+    forward = chat.model.forward
+    chat.model.forward = lambda *a, **kw: (_ for _ in ()).throw(KeyboardInterrupt)
+    with pytest.raises(KeyboardInterrupt):
+        list(session.reply("again", max_new_tokens=4))
+    assert session.cache is None  # some layers may have taken the new keys, others not
+    chat.model.forward = forward
+    list(session.reply("and now", max_new_tokens=4))
+    assert session.cache.next_position == len(session.cached_ids) > 0
+
+
 def test_reset_forgets_the_conversation():
     session = ChatSession(tiny_chat())
     list(session.reply("hello", max_new_tokens=3))

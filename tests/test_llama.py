@@ -207,6 +207,17 @@ def test_greedy_tokens_are_the_same_with_and_without_the_cache():
     assert torch.equal(cached, model.generate(prompt, 12, temperature=0, use_cache=False))
 
 
+def test_decoding_from_a_cache_of_the_prompts_first_tokens_gives_the_same_tokens():
+    model, prompt = tiny_llama(), random_ids(1, 10)
+    cache = KVCache(model.config.n_layer)
+    model(prompt[:, :9], kv_cache=cache)  # a chat's earlier turns, already read
+    model(prompt[:, 9:], kv_cache=cache)
+    cache.crop(6)  # the conversation changed after its sixth token
+    continued = torch.cat(list(model.generate_tokens(prompt, 8, temperature=0, kv_cache=cache)), dim=1)
+    assert torch.equal(continued, model.generate(prompt, 8, temperature=0)[:, 10:])
+    assert cache.next_position == 10 + 8 - 1  # the prompt and every new token but the last
+
+
 def test_a_left_padded_batch_decodes_each_prompt_as_it_would_alone():
     model = tiny_llama()
     short, long = random_ids(1, 3, seed=2), random_ids(1, 6, seed=3)

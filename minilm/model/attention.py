@@ -57,6 +57,16 @@ class KVCache:
         directly, like prefix-tuning's learned ones, are attended to but take no position.)"""
         return self.layers[0].n_tokens
 
+    def crop(self, n_tokens: int) -> None:
+        """Keep the first n_tokens and forget the rest: a conversation that changed after them (a chat reuses
+        the cache of its earlier turns). Only for a cache that update() alone filled."""
+        if self.seq_len != self.next_position:
+            raise ValueError("crop() counts tokens from the first key; this cache holds keys placed directly")
+        for layer in self.layers:
+            if layer.keys is not None:
+                layer.keys, layer.values = layer.keys[:, :, :n_tokens], layer.values[:, :, :n_tokens]
+            layer.n_tokens = min(layer.n_tokens, n_tokens)
+
 
 def build_allowed_mask(n_query: int, n_key: int, causal: bool, attention_mask: torch.Tensor | None,
                        device) -> torch.Tensor | None:

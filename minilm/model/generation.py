@@ -18,24 +18,25 @@ from .sampling import sample_next_token
 @torch.no_grad()
 def generate_tokens(model, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                     top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None,
-                    attention_mask=None, eos_token_ids=()):
+                    attention_mask=None, eos_token_ids=(), kv_cache: KVCache | None = None):
     """Yield each new token (B, 1) as soon as it is chosen (a server streams them).
 
     model: a GPT or a Llama. input_ids (B, T); attention_mask (B, T), 0 for left padding. A row that
     produces one of eos_token_ids has finished: it yields that id again at every later step, and the
     loop ends once every row has finished. When the sequence outgrows the context window the context
-    is cropped to the last block_size tokens and the cache refilled from it.
+    is cropped to the last block_size tokens and the cache refilled from it. kv_cache: a cache that
+    already holds the first kv_cache.next_position tokens of input_ids (a chat's earlier turns): the
+    prefill reads only the rest. It is updated in place; the last token yielded is never in it.
     """
     block_size = model.config.block_size
     finished = torch.zeros(input_ids.size(0), dtype=torch.bool, device=input_ids.device)  # (B,)
-    cache, start = None, 0  # start: where the context the model reads begins
+    cache, start = kv_cache, 0  # start: where the context the model reads begins
     for _ in range(max_new_tokens):
-        if not use_cache or cache is None or cache.next_position == block_size:
+        if not use_cache or cache is None or input_ids.size(1) - start > block_size:
             start = max(0, input_ids.size(1) - block_size)
             cache = KVCache(model.config.n_layer) if use_cache else None
-            new_ids = input_ids[:, start:]  # prefill: the whole (cropped) context
-        else:
-            new_ids = input_ids[:, -1:]  # a step: only the newest token
+        seen = start + (cache.next_position if cache is not None else 0)
+        new_ids = input_ids[:, seen:]  # the prefill: all the cache lacks; a step: only the newest token
         mask, position_ids = _padding_inputs(attention_mask, start, new_ids.size(1))
         logits, _ = model(new_ids, attention_mask=mask, position_ids=position_ids, kv_cache=cache, last_only=True)
         next_id = sample_next_token(logits[:, -1, :], temperature, top_k, top_p, generator)  # (B, 1)

@@ -72,7 +72,7 @@ class GPT(TransformerModel):
 
     def generate_tokens(self, input_ids, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
                         top_p: float | None = None, use_cache: bool = True, generator: torch.Generator | None = None,
-                        attention_mask=None, eos_token_ids=()):
-        """Yield each new token (B, 1) as soon as it is chosen (generation.py)."""
+                        attention_mask=None, eos_token_ids=(), kv_cache: KVCache | None = None):
+        """Yield each new token (B, 1) as soon as it is chosen (generation.py; kv_cache: a chat's earlier turns)."""
         return generate_tokens(self, input_ids, max_new_tokens, temperature, top_k, top_p, use_cache, generator,
-                               attention_mask, tuple(eos_token_ids))
+                               attention_mask, tuple(eos_token_ids), kv_cache)
