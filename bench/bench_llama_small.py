@@ -7,6 +7,14 @@ and wall time, and the mean ± spread per architecture; --plot draws the validat
 
     python -m bench.bench_llama_small --seeds 1 2 3 --json docs/experiments/llama_small.json \
         --plot docs/img/llama_small.png
+
+Seeds may run as separate processes (two cores, two seeds at once), each with its own --json; then
+--combine reads them, and prints, writes and plots the whole:
+
+    python -m bench.bench_llama_small --seeds 2 --json out/seed2.json &
+    python -m bench.bench_llama_small --seeds 3 --json out/seed3.json
+    python -m bench.bench_llama_small --combine out/seed1.json out/seed2.json out/seed3.json \
+        --json docs/experiments/llama_small.json --plot docs/img/llama_small.png
 """
 
 import argparse
@@ -73,11 +81,14 @@ def main(argv=None) -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--json", help="write the runs and the summary here")
     parser.add_argument("--plot", help="draw the validation curves here (PNG)")
+    parser.add_argument("--combine", nargs="+", metavar="JSON", help="train nothing: the runs of these --json files")
     parser.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="more train_gpt.py flags, for both")
     args = parser.parse_args(argv)
-    runs = []
+    runs = [run for path in args.combine or [] for run in json.loads(Path(path).read_text())["runs"]]
+    if args.combine and args.json:
+        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary(runs)}, indent=1))
     with tempfile.TemporaryDirectory() as tmp:
-        for seed in args.seeds:
+        for seed in [] if args.combine else args.seeds:
             for config in CONFIGS:
                 runs.append(run(config, seed, Path(tmp) / f"{config}-{seed}", args.extra))
                 r = runs[-1]
