@@ -2,17 +2,21 @@
 the answer from them, and the reply names the pairs it was given.
 
     hits     = the k stored questions nearest the user's last message (knowledge.py; MiniLM cosines)
-    best < threshold  ->  "I don't know", at once: the decoder is not called   (sources: none)
-    else              ->  [system: PREAMBLE + the k pairs, best first]       (sources: the k pairs,
-                          + the conversation, and the decoder's answer         question, answer, score)
+    best < threshold  ->  "I don't know", at once: the decoder is not called      (sources: none)
+    else              ->  system: the k pairs, and "answer as in the example"     (sources: the k pairs,
+                          user: the nearest stored question                        question, answer, score)
+                          assistant: its stored answer          (the example exchange)
+                          + the conversation, and the decoder's answer
 
 Two users of one Retriever: `python -m minilm.assistant --rag` (RagAssistant below writes the answer) and the
 service (`python -m minilm.serve --knowledge FOLDER` sets Service.retriever to it; minilm/serve/chat_job.py
 renders the returned conversation and decodes, or sends a declining retriever's text as the answer).
 
-The wording of the system message was chosen by trying several on SmolLM2-135M-Instruct with reworded
-questions (docs/applications.md): a list of "Q: ... A: ..." pairs under "answer using these" made it copy a
-question or mix answers; the pairs as facts, with the best one named, made it give the stored answer.
+The prompt was chosen by trying several on SmolLM2-135M-Instruct with reworded questions (docs/applications.md
+has the table): with the pairs in the system message alone, however worded, it repeated the question, mixed the
+answers, or, told it was a customer-service assistant, refused as one. With the nearest pair also shown as an
+exchange that already happened, it answers as that exchange did: a small model follows an example far better
+than an instruction.
 """
 
 from dataclasses import dataclass
@@ -21,18 +25,21 @@ import torch
 
 from .assistant import UNKNOWN
 
-PREAMBLE = ("You are a customer-service assistant. Answer the user's question with the stored answer below. "
-            "Use its words; do not add facts of your own.")
-
 
 def system_message(hits) -> str:
-    """The pairs retrieval found, best first, as the model reads them (see the module docstring)."""
-    best, others = hits[0], hits[1:]
-    lines = [PREAMBLE, "", f"Stored answer: {best.pair.answer}", f"(to the question: {best.pair.question})"]
-    if others:
-        lines += ["", "Other stored pairs, less close:"]
-        lines += [f"- {hit.pair.question} -> {hit.pair.answer}" for hit in others]
-    return "\n".join(lines)
+    """The pairs retrieval found, best first, and what to do with them (see the module docstring)."""
+    return "\n".join(["Answer the user's question from these stored questions and answers:",
+                      *(f"- {hit.pair.question} -> {hit.pair.answer}" for hit in hits),
+                      "Reply with the answer of the closest stored question, as in the example exchange."])
+
+
+def grounded(hits, messages: list[dict]) -> list[dict]:
+    """The conversation to answer: the system message, the example exchange (the nearest pair), then the user's
+    turns; a system message of the client's is left out (the stored answers speak for the company)."""
+    best = hits[0].pair
+    example = [{"role": "user", "content": best.question}, {"role": "assistant", "content": best.answer}]
+    return [{"role": "system", "content": system_message(hits)}, *example,
+            *(m for m in messages if m["role"] != "system")]
 
 
 def source(hit) -> dict:
@@ -44,9 +51,9 @@ def source(hit) -> dict:
 class Retriever:
     """retrieve(messages) -> (messages, sources): the Service's RAG hook (minilm/serve/chat_job.py).
 
-    Returns the conversation with the stored pairs as a system message in front, or, when nothing stored is close
-    enough (or there is no user message), the decline as a plain string instead of a conversation: the answer
-    itself, which the service sends without calling the decoder."""
+    Returns the conversation with the stored pairs in front (grounded), or, when nothing stored is close enough
+    (or there is no user message), the decline as a plain string instead of a conversation: the answer itself,
+    which the service sends without calling the decoder."""
 
     def __init__(self, knowledge, encoder, k: int = 3, threshold: float | None = None, decline: str = UNKNOWN):
         knowledge.check_encoder(encoder)
@@ -63,9 +70,7 @@ class Retriever:
         hits = self.search(question) if question.strip() else []
         if not hits:
             return self.decline, []
-        context = {"role": "system", "content": system_message(hits)}
-        conversation = [m for m in messages if m["role"] != "system"]  # the store speaks for the company
-        return [context, *conversation], [source(hit) for hit in hits]
+        return grounded(hits, messages), [source(hit) for hit in hits]
 
 
 @dataclass
