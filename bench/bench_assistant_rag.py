@@ -114,7 +114,8 @@ def main(argv=None) -> dict:
     for row in rows:
         r = results[row]
         declines = "-" if r["declines"] is None else f"{r['declines']:.1%}"
-        print(f"{row:10s} {r['accuracy']:9.1%} {declines:>9s} {r['latency_mean_s']:13.2f} / {r['latency_median_s']:.2f}")
+        latency = f"{r['latency_mean_s']:.2f} / {r['latency_median_s']:.2f}"
+        print(f"{row:10s} {r['accuracy']:9.1%} {declines:>9s} {latency:>27s}")
     if args.json:
         write_text_atomic(Path(args.json), json.dumps(results, indent=1) + "\n")
     if args.answers:

@@ -76,8 +76,8 @@ def test_the_store_loads_back_with_the_same_pairs_vectors_and_nearest_pairs(stor
 def test_a_csv_of_pairs_gives_the_same_store_as_the_jsonl(store, encoder_folder, tmp_path):
     rows = "".join(f'"{p.question}","{p.answer}"\n' for p in PAIRS_GIVEN)
     (tmp_path / "pairs.csv").write_text("question,answer\n" + rows)
-    assert run_command(assistant_cli.main, ["index", "--out", str(tmp_path / "kb"), "--pairs", str(tmp_path / "pairs.csv"),
-                                            "--base", str(encoder_folder)]) == 0
+    assert run_command(assistant_cli.main, ["index", "--out", str(tmp_path / "kb"), "--pairs",
+                                            str(tmp_path / "pairs.csv"), "--base", str(encoder_folder)]) == 0
     assert load_knowledge(tmp_path / "kb").pairs == load_knowledge(store).pairs
 
 
@@ -158,9 +158,13 @@ def test_the_command_stops_with_exit_2_on_a_store_that_is_not_one(encoder_folder
 def test_the_nearest_pairs_are_in_the_rendered_prompt_best_first_and_the_nearest_as_an_example(encoder):
     knowledge = Knowledge.build(encoder, "tiny", PAIRS_GIVEN, threshold=-1.0)
     chat = tiny_chat()
-    prompts = []
-    generate_tokens = chat.model.generate_tokens
-    chat.model.generate_tokens = lambda ids, *args, **kw: prompts.append(ids[0].tolist()) or generate_tokens(ids, *args, **kw)
+    prompts, generate_tokens = [], chat.model.generate_tokens
+
+    def recording(ids, *args, **kwargs):  # the prompt the decoder is given, then its own decoding
+        prompts.append(ids[0].tolist())
+        return generate_tokens(ids, *args, **kwargs)
+
+    chat.model.generate_tokens = recording
     reply = RagAssistant(Retriever(knowledge, encoder, k=2), chat, max_new_tokens=4).reply("john lives in paris")
     text = chat.tokenizer.decode(prompts[0])
     assert [s["title"] for s in reply.sources][0] == "john lives in paris" and len(reply.sources) == 2

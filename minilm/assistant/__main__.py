@@ -42,7 +42,8 @@ class AssistantConfig:
     model: str = field(default="smollm2", metadata={"help": "with --rag: the chat model (smollm2, a .gguf file, "
                                                     "a chat checkpoint or Hugging Face folder)"})
     knowledge: str | None = field(default=None, metadata={"help": "with --rag: a store built by `python -m "
-                                                          "minilm.assistant index` (default: the corpus, embedded now)"})
+                                                          "minilm.assistant index` (default: the corpus, "
+                                                          "embedded now)"})
     k: int = field(default=3, metadata={"help": "with --rag: stored pairs put in the prompt"})
     max_new_tokens: int = field(default=80, metadata={"help": "with --rag: the longest answer, in tokens"})
     threshold: float | None = field(default=None, metadata={"help": "answer when the nearest stored question's "

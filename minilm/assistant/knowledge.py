@@ -78,7 +78,8 @@ class Knowledge:
     def save(self, folder) -> Path:
         """The whole folder at once (common/atomic.py): a reader sees the old store or the new one."""
         meta = {"format": FORMAT, "version": VERSION, "encoder": {"name": self.encoder_name, "dim": self.probe.numel()},
-                "threshold": self.threshold, "pairs": [{"question": p.question, "answer": p.answer} for p in self.pairs]}
+                "threshold": self.threshold,
+                "pairs": [{"question": p.question, "answer": p.answer} for p in self.pairs]}
 
         def write(tmp: Path) -> None:  # tmp: an empty folder beside the target
             save_file({"vectors": self.vectors.float().contiguous(), "probe": self.probe.float().contiguous()},
@@ -120,12 +121,13 @@ def _read_meta(path: Path, rebuild: str) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a minilm knowledge store (no \"format\": \"{FORMAT}\"); {rebuild}")
     if meta.get("version") != VERSION:
-        raise CheckpointError(f"{path}: version {meta.get('version')!r}, this minilm reads version {VERSION}; {rebuild}")
+        raise CheckpointError(f"{path}: version {meta.get('version')!r}, this minilm reads version {VERSION}; "
+                              f"{rebuild}")
     encoder, pairs = meta.get("encoder"), meta.get("pairs")
     well_formed = (isinstance(encoder, dict) and isinstance(encoder.get("name"), str)
                    and isinstance(encoder.get("dim"), int) and isinstance(meta.get("threshold"), (int, float))
                    and isinstance(pairs, list) and pairs
-                   and all(isinstance(p, dict) and isinstance(p.get("question"), str) and isinstance(p.get("answer"), str)
+                   and all(isinstance(p, dict) and all(isinstance(p.get(key), str) for key in ("question", "answer"))
                            for p in pairs))
     if not well_formed:
         raise CheckpointError(f"{path}: needs \"encoder\": {{\"name\", \"dim\"}}, a \"threshold\" and a non-empty "
