@@ -44,7 +44,7 @@ from data.tokenizers import named_tokenizer
 from data.transfer_text import encode_transfer_set
 from minilm.chat.load import end_ids, load_decoder
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
-from minilm.finetune.chat_base import CHAT_TEMPLATES, base_pointer, with_chat_template
+from minilm.finetune.chat_base import CHAT_TEMPLATES, base_pointer, chat_hint, with_chat_template
 from minilm.finetune.checkpoints import (HEADLESS_TASKS, Base, FinetuneTrainer, backbone_record, base_folder, load_base,
                                          load_finetuned, load_trained_weights)
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
@@ -53,11 +53,12 @@ from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family, set_attention
 from minilm.finetune.recipes import RECIPES, derived_defaults
-from minilm.finetune.sft import ChatTask, encode_conversations
+from minilm.finetune.sft import ChatTask, encode_conversations, greedy_answer
 from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
 from minilm.finetune.tasks import ClassificationTask, PeftLanguageModelTask, TaggingTask
 from minilm.gguf import is_gguf
 from minilm.hf import read_config
+from minilm.model.losses import IGNORE_INDEX
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
@@ -211,7 +212,7 @@ def build_chat_task(cfg: FinetuneConfig, tokenizer, answer_end_ids, block_size: 
         if not encoded[split]:
             raise FinetuneDataError(f"no {split} conversation fits in --max_length {max_length} tokens; raise it "
                                     f"(the model reads up to {block_size})")
-    answers = sum(t != -100 for e in encoded["train"] for t in e["targets"])
+    answers = sum(t != IGNORE_INDEX for e in encoded["train"] for t in e["targets"])
     print(f"data: {len(encoded['train']):,} train / {len(encoded['val']):,} val conversations, {answers:,} "
           "answer tokens to learn in train")
     return ChatTask(encoded, getattr(tokenizer, "roles", {}).get("pad_token", 0))
@@ -378,16 +379,6 @@ def train(argv=None):
     return {"before": before, "after": after, "best": trainer.best}
 
 
-def chat_hint(out_dir, merged: bool, method: str) -> str:
-    """Where to talk to the result: python -m minilm.chat reads a whole model (merged/, or a full fine-tune)."""
-    ask = f'python finetune.py predict --ckpt {out_dir} "a question"'
-    if method in ("adapter", "prefix"):  # extra modules a plain Llama has no place for, merged or not
-        return f"ask it: {ask} (its {method} modules do not fold into the weights, so minilm.chat cannot read it)"
-    if merged or method == "full":  # a full fine-tune's best/ holds every tensor
-        return f"chat with it: python -m minilm.chat --model {out_dir}   (or {ask})"
-    return f"ask it: {ask}; to chat with python -m minilm.chat, run again with --merge (writes {out_dir}/merged)"
-
-
 def format_metrics(metrics: dict) -> str:
     shown = dict(metrics)
     if "val_loss" in shown and "val_ppl" not in shown and "val_acc" not in shown:
@@ -431,7 +422,7 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
     results = []
     for text in texts:
         if config["task"] == "chat":
-            results.append(chat_answer(model, tokenizer, text, max_new_tokens))
+            results.append(greedy_answer(model, tokenizer, text, end_ids(tokenizer), max_new_tokens))
             continue
         if config["task"] == "lm":
             ids = torch.tensor([tokenizer.encode(text)])  # (1, T)
@@ -452,16 +443,6 @@ def predict(ckpt, texts: list[str], max_new_tokens: int = 200) -> list:
             tags = [config["labels"][int(i)] for i in logits[0, positions].argmax(dim=-1)]
             results.append(list(zip(words, tags)))
     return results
-
-
-def chat_answer(model, tokenizer, question: str, max_new_tokens: int) -> str:
-    """The greedy answer of a chat fine-tune to one user message, up to its end-of-turn token."""
-    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
-    stops = end_ids(tokenizer)
-    out = model.generate(torch.tensor([ids]), max_new_tokens, temperature=0.0, eos_token_ids=stops)  # (1, T + new)
-    answer = out[0, len(ids):].tolist()
-    cut = next((i for i, token in enumerate(answer) if token in stops), len(answer))
-    return tokenizer.decode(answer[:cut])
 
 
 @dataclass

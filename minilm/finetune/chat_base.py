@@ -87,3 +87,13 @@ def find_decoder_base(pointer: dict, resolve_alias, load_decoder):
                               "differs); fine-tune again on this base, or restore the original one")
     decoder = load_decoder(path)
     return decoder.model, decoder.tokenizer
+
+
+def chat_hint(out_dir, merged: bool, method: str) -> str:
+    """Where to talk to the result: python -m minilm.chat reads a whole model (merged/, or a full fine-tune)."""
+    ask = f'python finetune.py predict --ckpt {out_dir} "a question"'
+    if method in ("adapter", "prefix"):  # extra modules a plain Llama has no place for, merged or not
+        return f"ask it: {ask} (its {method} modules do not fold into the weights, so minilm.chat cannot read it)"
+    if merged or method == "full":  # a full fine-tune's best/ holds every tensor
+        return f"chat with it: python -m minilm.chat --model {out_dir}   (or {ask})"
+    return f"ask it: {ask}; to chat with python -m minilm.chat, run again with --merge (writes {out_dir}/merged)"

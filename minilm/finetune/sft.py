@@ -157,3 +157,13 @@ def answer_loss(model, batches, device) -> float:
                                  ignore_index=IGNORE_INDEX, reduction="sum").item()
         count += answer_counts(batch)["answer"]
     return total / count
+
+
+@torch.no_grad()
+def greedy_answer(model, tokenizer, question: str, end_ids, max_new_tokens: int) -> str:
+    """The greedy answer of a chat model to one user message, up to its end-of-turn token (finetune.py predict)."""
+    ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
+    out = model.generate(torch.tensor([ids]), max_new_tokens, temperature=0.0, eos_token_ids=end_ids)  # (1, T + new)
+    answer = out[0, len(ids):].tolist()
+    cut = next((i for i, token in enumerate(answer) if token in end_ids), len(answer))
+    return tokenizer.decode(answer[:cut])
