@@ -211,7 +211,8 @@ def test_a_gpt2_lora_target_on_a_llama_is_an_error_line(gguf_file, tmp_path, cap
     ('{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "yo"}]}', "robot"),
     ('{"messages": "hi"}', "messages"),
     ('not json', "line 1"),
-], ids=["no-answer", "unknown-role", "not-a-list", "not-json"])
+    ('{"messages": []}', "line 1"),
+], ids=["no-answer", "unknown-role", "not-a-list", "not-json", "empty"])
 def test_bad_chat_data_is_an_error_line_and_nothing_is_written(content, words, gguf_file, tmp_path, capsys):
     (tmp_path / "bad.jsonl").write_text(content + "\n")
     assert run_command(finetune.main, chat_args(gguf_file, tmp_path / "bad.jsonl", tmp_path / "run")) == 2
