@@ -13,7 +13,8 @@ questions ask indexed ones, the 30 held-out questions are out of domain. Columns
                question's answers. A decline counts as wrong.
     declines   share of the 30 out-of-domain questions declined (the threshold, 0.55). Zero-shot never declines.
     latency    seconds per answer, mean and median over every question the row answered or declined, greedy
-               decoding, one thread (what a decline costs is the retrieval alone)
+               decoding, one thread (what a decline costs is the retrieval alone); and the mean over the
+               answers the decoder wrote (latency_written_mean_s)
 --answers writes one JSON line per answer (question, answer, the judge's nearest stored answer, right) for
 checking the judge by hand.
 """
@@ -54,15 +55,18 @@ def answer_fn(row: str, retriever: Retriever, chat, max_new_tokens: int):
 
 
 def run_row(row, answer, judge, queries, out_of_domain, answers_log) -> dict:
-    seconds, right, declined = [], [], []
+    seconds, right, declined, written = [], [], [], []
     for text, target in queries:
         start = time.perf_counter()
         reply = answer(text)
         seconds.append(time.perf_counter() - start)
+        if row != "retrieval" and reply != UNKNOWN:
+            written.append(seconds[-1])
         nearest, score = judge.nearest(reply)
         right.append(reply != UNKNOWN and nearest in target.answers)
         answers_log.append({"row": row, "question": text, "asks": target.text, "answer": reply,
-                            "judge_nearest": nearest, "judge_score": round(score, 3), "right": right[-1]})
+                            "judge_nearest": nearest, "judge_score": round(score, 3), "right": right[-1],
+                            "seconds": round(seconds[-1], 3)})
         print(f"[{row}] {'RIGHT' if right[-1] else 'wrong'} {text!r} -> {reply[:100]!r}", flush=True)
     if row != "zero_shot":  # zero-shot has no retrieval: it answers everything
         for text in out_of_domain:
@@ -71,7 +75,8 @@ def run_row(row, answer, judge, queries, out_of_domain, answers_log) -> dict:
             seconds.append(time.perf_counter() - start)
     return {"accuracy": sum(right) / len(right), "right": sum(right), "asked": len(right),
             "declines": sum(declined) / len(declined) if declined else None, "out_of_domain": len(out_of_domain),
-            "latency_mean_s": statistics.mean(seconds), "latency_median_s": statistics.median(seconds)}
+            "latency_mean_s": statistics.mean(seconds), "latency_median_s": statistics.median(seconds),
+            "latency_written_mean_s": statistics.mean(written) if written else None}
 
 
 def main(argv=None) -> dict:
