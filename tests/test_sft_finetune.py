@@ -96,6 +96,14 @@ def test_minilm_chat_refuses_the_unmerged_checkpoint_naming_the_merged_one(lora_
     assert err.startswith("error:") and "only the tensors" in err and str(folder / "run" / "merged") in err
 
 
+def test_a_loader_without_a_decoder_reader_names_the_merged_model(lora_run):
+    from common.errors import CheckpointError
+    from minilm.finetune.checkpoints import load_finetuned
+    folder, _ = lora_run
+    with pytest.raises(CheckpointError, match="merged"):
+        load_finetuned(folder / "run")  # e.g. the service's loader of classifiers, which reads no .gguf
+
+
 def test_the_merged_lora_exports_to_a_folder_transformers_answers_the_same_from(lora_run, tmp_path, capsys):
     transformers = pytest.importorskip("transformers")
     folder, _ = lora_run

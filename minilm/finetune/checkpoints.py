@@ -242,8 +242,11 @@ def load_finetuned(folder, resolve_alias=None, gpt2_tokenizer=None, load_decoder
     if config["base"] is None:  # merged: every tensor is in the file
         backbone = build_backbone(config["backbone"])
     elif task == "chat":  # a decoder: a .gguf file, a Hugging Face folder or a checkpoint
-        if load_decoder is None:
-            raise TypeError("this is a --task chat checkpoint: pass load_decoder to load_finetuned")
+        if load_decoder is None:  # a caller that reads GPT-2 / BERT bases only (the service's finetune loader)
+            raise CheckpointError(f"{folder} is a --task chat checkpoint, whose base (a chat model: a .gguf file or "
+                                  f"a decoder folder) this loader does not read; load {folder.parent / 'merged'} "
+                                  "(written by --merge), a whole model, or ask it with python finetune.py predict "
+                                  f"--ckpt {folder.parent}")
         backbone, _ = find_decoder_base(config["base"], resolve_alias, load_decoder)
     else:
         backbone = _find_base(config["base"], resolve_alias, gpt2_tokenizer).backbone
