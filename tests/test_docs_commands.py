@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 PROJECT = {"minilm", "tokenizer", "data", "exercises"}
 SUBCOMMANDS = {"finetune.py": {"predict", "evaluate"}, "minilm.viz": {"attention", "figures"}, "tokenizer": {"encode", "train"},
-               "minilm.assistant": {"chat", "evaluate"}, "minilm.compress": {"quantize", "prune"}}
+               "minilm.assistant": {"chat", "evaluate", "index"}, "minilm.compress": {"quantize", "prune"}}
 
 
 def commands_on(page: Path) -> list[str]:

@@ -12,8 +12,9 @@ against the context, and answered token by token until the end-of-turn token, a 
 
 Retrieval-augmented answers plug in here: the Service may hold a retriever, retrieve(messages) -> (messages,
 sources), called in the worker before the prompt is rendered; it returns the conversation to answer (e.g. with
-a system message holding the stored answers it found) and the sources to report, a list of JSON objects such
-as {"id": "faq-12", "title": "the stored question", "text": "the stored answer", "score": 0.83}. The answer
+a system message holding the stored answers it found), or a string, the whole answer, sent without calling the
+model (e.g. "I don't know" when nothing stored is close enough), and the sources to report, a list of JSON
+objects such as {"id": "faq-12", "title": "the stored question", "text": "the stored answer", "score": 0.83}. The answer
 carries them as an extra "sources" field (the chat page shows them); without a retriever there is none.
 """
 
@@ -86,6 +87,8 @@ def run_chat(served: ServedModel, job, cap: int, truncate_default: bool, count_t
     truncate = truncate_default if request.truncate is None else request.truncate
     try:
         messages, sources = retrieve(messages) if retrieve is not None else (messages, None)
+        if isinstance(messages, str):  # the retriever's own answer (it declines): no decoder
+            return _answer_without_model(job, messages, sources)
         prompt, max_new = chat_prompt(served, messages, request.answer_limit(), cap, truncate)
     except RequestError as err:
         job.fail(err)
@@ -114,6 +117,14 @@ def run_chat(served: ServedModel, job, cap: int, truncate_default: bool, count_t
     _send(job, answer.finish())
     job.finish({"text": answer.text, "finish_reason": finish, "prompt_tokens": len(prompt),
                 "completion_tokens": n_tokens, "sources": sources})
+
+
+def _answer_without_model(job, text: str, sources) -> None:
+    if job.on_event is not None:
+        job.emit("start", {"prompt_tokens": 0, "sources": sources})
+    _send(job, text)
+    job.finish({"text": text, "finish_reason": "stop", "prompt_tokens": 0, "completion_tokens": 0,
+                "sources": sources})
 
 
 def _interrupted(job) -> str | None:
