@@ -122,7 +122,7 @@ DERIVED_DATA = {"chatterbot-intents": write_intents_file,  # --data names finetu
 
 
 def qa_text(questions: list[Question]) -> str:
-    """ "Q: question\\nA: answer\\n\\n" for every answer: the text a fallback GPT learns to answer from."""
+    """ "Q: question\\nA: answer\\n\\n" for every answer: a plain text of the pairs for train_gpt.py --data FILE."""
     return "".join(f"Q: {q.text}\nA: {answer}\n\n" for q in questions for answer in q.answers)
 
 
