@@ -147,14 +147,14 @@ def load_gguf_file(path: Path):
 
 
 def is_merged_lm(config: dict) -> bool:
-    """A finetune.py --task lm checkpoint saved whole (--merge) with nothing but GPT's own tensors."""
-    return config.get("task") == "lm" and config.get("base") is None and not config.get("peft_applied")
+    """A finetune.py --task lm or chat checkpoint saved whole (--merge): nothing but the decoder's own tensors."""
+    return config.get("task") in ("lm", "chat") and config.get("base") is None and not config.get("peft_applied")
 
 
 def finetuned_problem(folder: Path, config: dict) -> str:
     """Why a finetune.py checkpoint cannot be exported, and what can be."""
     task, merged = config["task"], folder.parent / "merged"
-    if task != "lm":
+    if task not in ("lm", "chat"):
         return (f"{folder} is a finetune.py --task {task} checkpoint: a backbone with a {task} head, which has no "
                 "GPT2LMHeadModel or ...ForPreTraining form; export a train_gpt.py / train_bert.py checkpoint "
                 "(its base, for instance) or a merged --task lm fine-tune")
