@@ -17,7 +17,6 @@ to the base, with the base's sha256 so a changed base is caught:
 `--merge` instead writes every tensor, with LoRA folded into the weights (weights "full", no base needed).
 """
 
-import hashlib
 import json
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -35,7 +34,7 @@ from ..peft import PeftConfig, apply_peft, precompute_prefix
 from ..training.checkpoint import (MODEL_CLASSES, load_checkpoint, load_model_weights, resolve_checkpoint, saved_model,
                                    tied_names, unwrap_model)
 from ..training.trainer import Trainer
-from .chat_base import find_decoder_base
+from .chat_base import find_decoder_base, model_sha256
 from .heads import HEAD_NAMES, HEADS
 
 BACKBONES = {"GPT": (GPT, GPTConfig), "Bert": (Bert, BertConfig), "Llama": (Llama, LlamaConfig)}
@@ -71,7 +70,7 @@ def load_base(folder, alias: str | None = None, check_sha256: str | None = None,
     else:
         backbone, tokenizer = _load_hf_folder(folder, config, gpt2_tokenizer)
     pointer = {"alias": alias} if alias is not None else {"path": str(folder.resolve())}
-    pointer["sha256"] = _weights_sha256(folder)
+    pointer["sha256"] = model_sha256(folder)
     if check_sha256 is not None and pointer["sha256"] != check_sha256:
         raise CheckpointError(f"the base model {alias or folder} has changed since fine-tuning (its weights' "
                               "sha256 differs); fine-tune again on this base, or restore the original one")
@@ -138,18 +137,6 @@ def _load_hf_folder(folder: Path, config: dict, gpt2_tokenizer):
             raise CheckpointError(f"{folder} has no vocab.json and merges.txt; a GPT-2 folder needs its BPE files")
         return from_pretrained(folder, GPT), tokenizer
     raise CheckpointError(f"{folder}: config.json has neither model_class (minilm) nor model_type bert/gpt2")
-
-
-def _weights_sha256(folder: Path) -> str:
-    path = next((folder / name for name in ("model.safetensors", "pytorch_model.bin")
-                 if (folder / name).exists()), None)
-    if path is None:
-        raise CheckpointError(f"{folder} has no model.safetensors or pytorch_model.bin")
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def backbone_record(backbone) -> dict:
