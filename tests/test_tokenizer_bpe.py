@@ -281,12 +281,15 @@ def best_of_3(run, before=lambda: None) -> float:
     return min(times)
 
 
+LINEAR_BAR = 40  # for 10x the length: n log n stays under 20x when quiet (20-21x seen at load 3-9); rescanning ~100x
+
+
 def test_encoding_a_long_word_is_near_linear_in_its_length(gpt2):
     # 10x the length: ~10x the time for O(n log n), ~100x for rescanning all pairs after every merge
     short, long = base64_letters(20_000), base64_letters(200_000)
     ratio = (best_of_3(lambda: gpt2.encode(long), before=gpt2.cache.clear)
              / best_of_3(lambda: gpt2.encode(short), before=gpt2.cache.clear))
-    assert ratio < 20, f"a 10x longer word took {ratio:.1f}x as long to encode"
+    assert ratio < LINEAR_BAR, f"a 10x longer word took {ratio:.1f}x as long to encode"
 
 
 @pytest.mark.filterwarnings("ignore:BPE training stopped")  # asked for more than the word allows, on purpose
@@ -300,4 +303,4 @@ def test_training_on_a_long_word_is_near_linear_in_its_length():
     short, long = base64_letters(2_000), base64_letters(20_000)
     assert len(train_to_the_end(short).encode(short)) == 1
     ratio = best_of_3(lambda: train_to_the_end(long)) / best_of_3(lambda: train_to_the_end(short))
-    assert ratio < 20, f"a 10x longer word took {ratio:.1f}x as long to train on"
+    assert ratio < LINEAR_BAR, f"a 10x longer word took {ratio:.1f}x as long to train on"
