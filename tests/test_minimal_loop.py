@@ -51,3 +51,15 @@ def test_the_minimal_loop_learns_a_predictable_stream():
     counting = np.tile(np.arange(20, dtype=np.uint16), 250)  # 0 1 2 ... 19 0 1 ...: each token gives the next
     losses = train(fresh_gpt(0.0), counting, settings("unused"))
     assert sum(losses[-5:]) / 5 < sum(losses[:5]) / 5
+
+
+def test_the_docstring_example_runs_as_written():
+    """The example a reader copies first (minimal_loop.py's docstring), run with 2 steps instead of 200."""
+    import textwrap
+
+    from minilm.training import minimal_loop
+    example = textwrap.dedent(minimal_loop.__doc__.split("\n\n", 2)[2])
+    assert "max_iters=200" in example
+    namespace = {}
+    exec(example.replace("max_iters=200", "max_iters=2"), namespace)
+    assert len(namespace["losses"]) == 2 and all(np.isfinite(namespace["losses"]))

@@ -263,8 +263,8 @@ def test_the_assistant_recipe_runs_lora_on_every_linear_of_the_alias_model(gguf_
 def test_the_real_smollm2_learns_chatterbot_answers_and_chats_merged(tmp_path, capsys):
     """A few LoRA steps of the recipe on the real SmolLM2 (fetched on first use): the answers' loss falls, and the
     merged model answers in python -m minilm.chat as finetune.py predict answers from the trained tensors."""
-    result = finetune.main(["--recipe", "assistant-smollm2", "--max_examples", "80", "--val_fraction", "0.1",
-                            "--max_iters", "6", "--batch_size", "4", "--eval_interval", "6",
+    result = finetune.main(["--recipe", "assistant-smollm2", "--max_examples", "40", "--val_fraction", "0.1",
+                            "--max_iters", "3", "--warmup_iters", "0", "--batch_size", "4", "--eval_interval", "3",
                             "--out_dir", str(tmp_path / "run"), "--progress", "false", "--merge"])
     assert result["after"]["val_loss"] < result["before"]["val_loss"]
     answer = finetune.predict(tmp_path / "run", ["What is AI?"], max_new_tokens=16)[0]

@@ -5,12 +5,14 @@ no accumulation, no mixed precision, no DDP, no checkpoints, no resume. On the s
 settings it gives the same losses as the full Trainer, bit for bit on a CPU in float32
 (tests/test_minimal_loop.py checks 20 steps), so the big loop is this one plus engineering.
 
+    import torch
     from data.prepare import prepare_lm_data
     from minilm import GPT, GPTConfig
     from minilm.training.minimal_loop import train
     from minilm.training.trainer import TrainConfig
 
-    tokenizer, tokens = prepare_lm_data(None, "char", 0, 0.1, block_size=128)   # Shakespeare's plays
+    tokenizer, tokens = prepare_lm_data(path=None, tokenizer_kind="char", vocab_size=0, val_fraction=0.1,
+                                        block_size=128)   # path None: Shakespeare's plays; "char": one id a character
     torch.manual_seed(1337)
     model = GPT(GPTConfig.preset("small", vocab_size=tokenizer.vocab_size))
     losses = train(model, tokens["train"], TrainConfig(max_iters=200, batch_size=16, lr=2e-3))
