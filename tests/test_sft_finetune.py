@@ -89,6 +89,13 @@ def test_minilm_chat_takes_the_run_folder_as_its_merged_model(lora_run):
                                    load_decoder(folder / "run" / "merged").model(ids)[0])
 
 
+def test_the_service_serves_the_run_folder_as_a_chat_model(lora_run):
+    from minilm.serve.__main__ import load_model
+    folder, _ = lora_run
+    served = load_model("tuned", str(folder / "run"))
+    assert "chat" in served.endpoints
+
+
 def test_minilm_chat_refuses_the_unmerged_checkpoint_naming_the_merged_one(lora_run, capsys):
     folder, _ = lora_run
     assert run_command(chat_main, ["--model", str(folder / "run" / "best"), "--prompt", "hi"]) == 2

@@ -133,12 +133,15 @@ def served_chat_model(name: str, chat, load_seconds: float) -> ServedModel:
 
 def has_chat_template(folder) -> bool:
     """A model folder whose saved tokenizer carries a chat template (a chat model saved by minilm), read from
-    tokenizer/tokenizer.json without loading the tokenizer."""
-    config = Path(folder) / "tokenizer" / "tokenizer.json"
-    try:
-        return bool(json.loads(config.read_text(encoding="utf-8")).get("chat_template"))
-    except (OSError, ValueError, AttributeError):
-        return False
+    tokenizer/tokenizer.json without loading the tokenizer; for a run's out_dir, its merged/ or best/."""
+    for candidate in (Path(folder), Path(folder) / "merged", Path(folder) / "best"):
+        try:
+            config = json.loads((candidate / "tokenizer" / "tokenizer.json").read_text(encoding="utf-8"))
+            if config.get("chat_template"):
+                return True
+        except (OSError, ValueError, AttributeError):
+            continue
+    return False
 
 
 def _check_tokenizer(served: ServedModel) -> None:
