@@ -2,6 +2,8 @@
 shape and the line of minilm/model/ that produced it; and the model left exactly as it was."""
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -282,3 +284,20 @@ def test_the_command_as_a_process_answers_a_bad_input_without_a_traceback():
     done = subprocess.run([sys.executable, "-m", "minilm.trace", "gpt", "--layers", "99"], cwd=REPO,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and done.stderr.startswith("error: ") and "Traceback" not in done.stderr
+
+
+def without_statistics(line: str) -> str:
+    """A table row with its mean, std and max|x| left out (float sums differ in their last digits between
+    CPUs); the step, shape, dims, dtype and the line of code stay."""
+    return " ".join(re.sub(r"(\S+\s+){3}(?=minilm/\S+\.py:\d+$)", "", line).split())
+
+
+def test_the_example_in_docs_trace_md_is_what_the_command_prints(capsys):
+    page = (REPO / "docs" / "trace.md").read_text()
+    command = re.search(r"`python -m minilm\.trace (gpt [^`]*)`:\n\n```\n(.*?)\n```", page, re.S)
+    argv = shlex.split(command.group(1))
+    assert run_command(main, argv) == 0
+    printed = capsys.readouterr().out.rstrip("\n").splitlines()
+    shown = command.group(2).splitlines()
+    assert [without_statistics(line) for line in printed] == [without_statistics(line) for line in shown], (
+        "docs/trace.md's example is out of date: run the command above it and paste its output")
