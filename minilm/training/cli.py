@@ -141,9 +141,10 @@ def _add_field(group, field: dataclasses.Field, default) -> None:
         group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), required=True,
                            help=f"{help_text} (required)".strip(), metavar=_metavar(kind, choices))
         return
+    said = "default" in help_text  # the help already says what happens without the flag, e.g. "(default lr / 10)"
     group.add_argument(f"--{field.name}", type=_converter(kind, field.name, choices), default=default,
-                       help=f"{help_text} (default {default})".strip(), metavar=_metavar(kind, choices),
-                       **_bool_nargs(kind))
+                       help=help_text if said else f"{help_text} (default {default})".strip(),
+                       metavar=_metavar(kind, choices), **_bool_nargs(kind))
 
 
 REQUIRED = object()  # the default of a field that has none: its flag must be given
