@@ -16,8 +16,8 @@ import httpx
 import torch
 import uvicorn
 
+from gguf_fixtures import write_llama_gguf
 from minilm import Llama, LlamaConfig
-from minilm.gguf import NAME_TABLE
 from minilm.serve.models import ServedModel
 from tokenizer.byte_level import BYTE_TO_UNICODE
 from tokenizer.gguf_vocab import tokenizer_from_metadata
@@ -31,30 +31,10 @@ IM_END = 257
 
 
 def write_chat_gguf(path, block_size: int = 128, seed: int = 0):
-    import gguf  # the reference writer (test-only)
-
     torch.manual_seed(seed)
     config = LlamaConfig(vocab_size=len(TOKENS), block_size=block_size, n_layer=1, n_head=2, n_kv_head=1, n_embd=16,
                          n_inner=32, init_std=0.3, tie_word_embeddings=True)
-    writer = gguf.GGUFWriter(path, "llama")
-    for add, value in ((writer.add_context_length, config.block_size), (writer.add_embedding_length, config.n_embd),
-                       (writer.add_block_count, config.n_layer), (writer.add_feed_forward_length, config.mlp_width),
-                       (writer.add_head_count, config.n_head), (writer.add_head_count_kv, config.kv_heads),
-                       (writer.add_layer_norm_rms_eps, config.layer_norm_eps), (writer.add_tokenizer_model, "gpt2"),
-                       (writer.add_tokenizer_pre, "smollm"), (writer.add_token_list, TOKENS),
-                       (writer.add_token_types, TYPES), (writer.add_token_merges, ["t h"]),
-                       (writer.add_eos_token_id, IM_END), (writer.add_chat_template, CHATML)):
-        add(value)
-    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # blocks.{i}.… -> blk.{i}.…
-    for name, tensor in Llama(config).state_dict().items():
-        if name != "lm_head.weight":  # tied: the file holds the embedding once
-            layer = next((part for part in name.split(".") if part.isdigit()), "")
-            writer.add_tensor(gguf_names[name.replace(f".{layer}.", ".{i}.", 1)].format(i=layer), tensor.numpy())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_llama_gguf(path, config, TOKENS, TYPES, ["t h"], eos=IM_END, template=CHATML)
 
 
 def byte_tokenizer(template=CHATML):

@@ -11,9 +11,10 @@ import pytest
 import torch
 
 from common.errors import run_command
+from gguf_fixtures import write_llama_gguf
 from minilm import GPT, Bert, BertConfig, GPTConfig, Llama, LlamaConfig, save_pretrained
 from minilm.finetune.checkpoints import open_model
-from minilm.gguf import NAME_TABLE, load_gguf
+from minilm.gguf import load_gguf
 from minilm.viz.__main__ import main
 from tests.finetune_fixtures import VOCAB, save_base, tiny_wordpiece
 from tokenizer import BPETokenizer, CharTokenizer
@@ -50,29 +51,11 @@ def folders(tmp_path_factory):
 def write_byte_level_gguf(path):
     """A tiny Llama in GGUF (llama.cpp's one file) with a byte-level BPE in its metadata, as SmolLM2's is. The
     q and k rows are stored in minilm's order, not llama.cpp's: the page is compared with what load_gguf gives."""
-    gguf = pytest.importorskip("gguf")
     tokens = [*BYTE_TO_UNICODE.values(), "th", "the"]
     torch.manual_seed(1)
     config = LlamaConfig(vocab_size=len(tokens), block_size=32, n_layer=2, n_head=4, n_kv_head=1, n_embd=16,
                          init_std=0.3, tie_word_embeddings=True)
-    writer = gguf.GGUFWriter(path, "llama")
-    for add, value in ((writer.add_context_length, config.block_size), (writer.add_embedding_length, config.n_embd),
-                       (writer.add_block_count, config.n_layer), (writer.add_feed_forward_length, config.mlp_width),
-                       (writer.add_head_count, config.n_head), (writer.add_head_count_kv, config.kv_heads),
-                       (writer.add_layer_norm_rms_eps, config.layer_norm_eps), (writer.add_tokenizer_model, "gpt2"),
-                       (writer.add_tokenizer_pre, "smollm"), (writer.add_token_list, tokens),
-                       (writer.add_token_types, [1] * len(tokens)), (writer.add_token_merges, ["t h", "th e"])):
-        add(value)
-    gguf_names = {minilm_name: gguf_name for gguf_name, minilm_name, _ in NAME_TABLE}  # blocks.{i}.… -> blk.{i}.…
-    for name, tensor in Llama(config).state_dict().items():
-        if name != "lm_head.weight":  # tied: the file holds the embedding once
-            layer = next((part for part in name.split(".") if part.isdigit()), "")
-            writer.add_tensor(gguf_names[name.replace(f".{layer}.", ".{i}.", 1)].format(i=layer), tensor.numpy())
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_llama_gguf(path, config, tokens, [1] * len(tokens), ["t h", "th e"])
 
 
 def write_page(out, ckpt, *flags) -> dict:
