@@ -15,7 +15,7 @@ def write_gguf(model: Llama, path, more_metadata=lambda writer: None):
     """model's tensors under llama.cpp's names, with the llama.* keys minilm's loader reads (the q and k
     rows are not reordered: this file tests which loader runs, not the numbers); more_metadata(writer) may
     add keys (a tokenizer's)."""
-    gguf = pytest.importorskip("gguf")
+    import gguf
     config, writer = model.config, gguf.GGUFWriter(path, "llama")
     writer.add_context_length(config.block_size)
     writer.add_embedding_length(config.n_embd)

@@ -12,7 +12,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-transformers = pytest.importorskip("transformers")
+import transformers
 
 from minilm import GPT, GPTConfig, from_pretrained, save_pretrained  # noqa: E402
 

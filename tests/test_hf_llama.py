@@ -23,7 +23,7 @@ from minilm.model import KVCache
 from minilm.parity import main as parity_main
 from minilm.parity_layers import first_divergence, layer_diffs
 
-transformers = pytest.importorskip("transformers")
+import transformers
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-5

@@ -14,7 +14,7 @@ from test_hf_export import run_export, train_gpt_run
 from tokenizer import load_tokenizer, render_chat, tokenizer_from_gguf
 from tokenizer.byte_level import BYTE_TO_UNICODE
 
-transformers = pytest.importorskip("transformers")
+import transformers
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TOL = 1e-5
@@ -43,7 +43,7 @@ def trained(workdir):
 def write_chat_gguf(path):
     """A tiny Llama in GGUF with a chat model's tokenizer: <|im_start|>, <|im_end|> (eos), the 256 bytes,
     two merges, SmolLM2's pre-tokenizer and a ChatML template."""
-    gguf = pytest.importorskip("gguf")
+    import gguf
     specials, merges = ["<|im_start|>", "<|im_end|>"], ["a b", "ab c"]
     tokens = [*specials, *BYTE_TO_UNICODE.values(), "ab", "abc"]
     torch.manual_seed(0)

@@ -17,7 +17,7 @@ from minilm.training.checkpoint import save_checkpoint
 from test_hf_successors import MINILM_TINY, TOL, max_diffs, ours_outputs, padded_batch, perturb, theirs_outputs
 from tokenizer import CharTokenizer
 
-transformers = pytest.importorskip("transformers")
+import transformers
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 ROBERTA = BertConfig(**MINILM_TINY, positions_after_padding=True, pad_token_id=1, type_vocab_size=1, pooler=False)
