@@ -17,9 +17,10 @@ chat model (SmolLM2, any Llama-family decoder with a chat template) to answer (i
     python finetune.py evaluate --ckpt out/a --ckpt out/b         # each checkpoint and the ensemble, held out
     python finetune.py --help                                     # every flag, with its default
 
-Reading path: this file reads the data (data/finetune_data.py, minilm/finetune/encode.py), loads the
-base (minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method
-(minilm/peft/) and trains with the shared Trainer on a Task (minilm/finetune/tasks.py). --task chat reads the
+Reading path: this file turns the data into a Task (data/finetune_tasks.py: data/finetune_data.py reads,
+minilm/finetune/encode.py and sft.py encode; the settings are minilm/finetune/config.py), loads the base
+(minilm/finetune/checkpoints.py), puts a head on it (minilm/finetune/heads.py), applies the method (minilm/peft/)
+and trains with the shared Trainer on a Task (minilm/finetune/tasks.py). --task chat reads the
 base with minilm/chat/load.py (minilm/finetune/chat_base.py: its template and pointer) and trains the
 answers of conversations (minilm/finetune/sft.py).
 docs/finetuning.md explains the choices and gives the results; docs/applications.md the applications
@@ -33,190 +34,36 @@ from pathlib import Path
 import torch
 
 from common.errors import ConfigError, run_command
-from data.assets import ASSETS, BASE_MODELS, GGUF_MODELS, base_model_folder, cache_dir, fetch, model_path
+from data.assets import ASSETS, BASE_MODELS, GGUF_MODELS, base_model_folder, fetch, model_path
 from data.augment import AugmentConfig, make_augmenter
-from data.chatterbot import DERIVED_DATA
-from data.finetune_data import (FinetuneDataError, LabelMap, held_out_split, read_chat_file,
-                                read_classification_file, read_tagging_file, subsample)
-from data.ner_data import check_bio_tags, looks_like_bio, memorised_baseline
-from data.prepare import fingerprint_tokenizer, load_corpus, prepare_token_files
+from data.finetune_data import LabelMap
+from data.finetune_tasks import build_chat_task, build_labelled_task, build_lm_task, encode_labelled, read_examples
+from data.ner_data import looks_like_bio, memorised_baseline
+from data.prepare import fingerprint_tokenizer
 from data.tokenizers import named_tokenizer
 from data.transfer_text import encode_transfer_set
 from minilm.chat.load import end_ids, load_decoder
 from minilm.finetune.adversarial import AdversarialConfig, adversarial_task, word_embedding
-from minilm.finetune.chat_base import CHAT_TEMPLATES, base_pointer, chat_hint, with_chat_template
+from minilm.finetune.chat_base import base_pointer, chat_hint, with_chat_template
 from minilm.finetune.checkpoints import (HEADLESS_TASKS, Base, FinetuneTrainer, backbone_record, base_folder, load_base,
                                          load_finetuned, load_trained_weights)
+from minilm.finetune.config import FinetuneConfig
 from minilm.finetune.distill import DistillConfig, distillation_task, open_teacher, student_base, teacher_folder
-from minilm.finetune.encode import encode_tagged_sentences, encode_text, encode_text_examples, encode_words
+from minilm.finetune.encode import encode_text, encode_words
 from minilm.finetune.ensemble import ensemble_of
 from minilm.finetune.entity_report import entity_spans, format_entity_table
 from minilm.finetune.heads import HEAD_NAMES, SequenceClassifier, TokenTagger, backbone_family, set_attention
 from minilm.finetune.recipes import RECIPES, derived_defaults
-from minilm.finetune.sft import ChatTask, encode_conversations, greedy_answer
+from minilm.finetune.sft import greedy_answer
 from minilm.finetune.tagging_metrics import entity_scores, is_bio_tagset
-from minilm.finetune.tasks import ClassificationTask, PeftLanguageModelTask, TaggingTask
 from minilm.gguf import is_gguf
 from minilm.hf import read_config
-from minilm.model.losses import IGNORE_INDEX
 from minilm.peft import PeftConfig, apply_peft, merge_lora, parameter_report, precompute_prefix
 from minilm.training.checkpoint import load_checkpoint, save_checkpoint
 from minilm.training.cli import parse_args
 from minilm.training.lm_task import perplexity
 from minilm.training.run_dir import check_out_dir
 from minilm.training.trainer import TrainConfig, seed_everything
-
-TASKS = ("lm", "classify", "tag", "chat")
-
-
-@dataclass
-class FinetuneConfig:
-    task: str = field(default="classify", metadata={"choices": TASKS, "help": "lm, classify, tag or chat "
-                                                    "(instruction tuning of a decoder)"})
-    base: str = field(default="minilm-l6", metadata={"help": "minilm-l6, a train_gpt/train_bert out_dir or "
-                                                     "checkpoint, or a Hugging Face folder; chat: smollm2, a "
-                                                     ".gguf file, a Llama folder or checkpoint"})
-    data: str | None = field(default=None, metadata={"help": "the data file, or a data asset name "
-                                                     "(e.g. sentiment-pang-lee); lm: default the plays; chat: a "
-                                                     ".jsonl of {\"messages\": [...]} or chatterbot-chat"})
-    chat_template: str | None = field(default=None, metadata={"help": "chat: write the conversations in this "
-                                                              "format when the base has no chat template: chatml"})
-    val_data: str | None = field(default=None, metadata={"help": "a validation file (default: hold out "
-                                                         "val_fraction of --data)"})
-    val_fraction: float = field(default=0.1, metadata={"help": "share held out when there is no --val_data"})
-    max_examples: int = field(default=0, metadata={"help": "use N examples of --data, a fixed sample (0: all)"})
-    text_column: str = field(default="text", metadata={"help": "classify: column name, or position for "
-                                                       "a file without a header"})
-    text_b_column: str | None = field(default=None, metadata={"help": "classify: second text of a pair"})
-    label_column: str = field(default="label", metadata={"help": "classify: the label column"})
-    tag_format: str = field(default="auto", metadata={"choices": ("auto", "conll", "slash"),
-                                                      "help": "tag: CoNLL columns or word/TAG lines"})
-    max_length: int = field(default=128, metadata={"help": "tokens per example (lm: per window)"})
-    head_dropout: float = field(default=0.1, metadata={"help": "dropout before the task head"})
-    pooling: str | None = field(default=None, metadata={"help": "classify: pooler (BERT default), last (GPT "
-                                                        "default) or mean over the real tokens"})
-    attn_impl: str = field(default="sdpa", metadata={"choices": ("manual", "sdpa"), "help": "attention: the "
-                           "fused kernel (fast) or the written-out one (to step through)"})
-    merge: bool = field(default=False, metadata={"help": "also write out_dir/merged: every tensor, LoRA "
-                                                 "folded in, no base needed"})
-
-    def __post_init__(self):
-        if self.task not in TASKS:
-            raise ConfigError(f"task must be one of {', '.join(TASKS)}; got {self.task!r}")
-        if self.max_length <= 0 or self.max_examples < 0:
-            raise ConfigError("max_length must be positive and max_examples >= 0")
-        if not 0.0 < self.val_fraction < 1.0:
-            raise ConfigError(f"val_fraction must be between 0 and 1 (exclusive), got {self.val_fraction}")
-        if self.chat_template is not None and self.chat_template not in CHAT_TEMPLATES:
-            raise ConfigError(f"--chat_template {self.chat_template}: choose from {', '.join(CHAT_TEMPLATES)}")
-        if self.chat_template is not None and self.task != "chat":
-            raise ConfigError(f"--chat_template is for --task chat, not --task {self.task}")
-
-
-
-
-def resolve_data_path(name: str | None):
-    """A file path, or the name of a data asset (fetched on first use, never committed)."""
-    if name is None or Path(name).exists():
-        return name
-    if name in ASSETS:
-        return str(fetch(name))
-    if name in DERIVED_DATA:  # made from an asset, e.g. chatterbot-intents: a .jsonl in the cache
-        return str(DERIVED_DATA[name]())
-    raise FinetuneDataError(f"--data {name}: no such file, and not a data asset ({', '.join([*ASSETS, *DERIVED_DATA])})")
-
-
-# ------------------------------------------------------------------------------------------ the data
-
-def read_examples(cfg: FinetuneConfig) -> dict[str, list]:
-    """{"train": [...], "val": [...]}: raw examples, the validation split held out deterministically."""
-    if cfg.data is None:
-        raise FinetuneDataError(f"--task {cfg.task} needs --data <file>")
-
-    def read(path):
-        path = resolve_data_path(path)
-        if cfg.task == "chat":
-            return read_chat_file(path)
-        if cfg.task == "tag":
-            sentences = read_tagging_file(path, cfg.tag_format)
-            note = check_bio_tags(path, sentences, cfg.tag_format)  # BIO-looking tags must all be BIO
-            if note:
-                print(note)
-            return sentences
-        return read_classification_file(path, cfg.text_column, cfg.label_column, cfg.text_b_column)
-
-    examples = read(cfg.data)
-    if cfg.max_examples:
-        examples = subsample(examples, cfg.max_examples)
-    if cfg.val_data is not None:
-        return {"train": examples, "val": read(cfg.val_data)}
-    train, val = held_out_split(examples, cfg.val_fraction)
-    return {"train": train, "val": val}
-
-
-def build_labelled_task(cfg: FinetuneConfig, tokenizer, family: str, augment=None):
-    """The Task for classify / tag, and the label list it was built with.
-
-    The labels are those of --data (the held-out part included: a rare tag that only landed in
-    validation is still a known tag); a label in a separate --val_data file that --data lacks is an error."""
-    examples = read_examples(cfg)
-    labelled_from = examples["train"] + (examples["val"] if cfg.val_data is None else [])
-    if augment is not None:  # examples -> examples + augmented copies; validation stays as it is
-        examples["train"] = augment(examples["train"])
-    if cfg.task == "classify":
-        label_map = LabelMap.from_labels(e.label for e in labelled_from)
-    else:
-        label_map = LabelMap.from_labels(tag for s in labelled_from for tag in s.tags)
-    task = encode_labelled(cfg, examples, label_map, tokenizer, family)
-    print(f"data: {len(task.examples['train']):,} train / {len(task.examples['val']):,} val examples, "
-          f"{len(label_map)} labels: {', '.join(label_map.labels[:12])}{' ...' if len(label_map) > 12 else ''}")
-    return task, label_map.labels
-
-
-def encode_labelled(cfg: FinetuneConfig, examples: dict[str, list], label_map: LabelMap, tokenizer, family: str):
-    """The classify / tag Task over the examples of each split, encoded to ids with label_map."""
-    if cfg.task == "classify":
-        encoded = {split: encode_text_examples(items, tokenizer, family, label_map, cfg.max_length, split)
-                   for split, items in examples.items()}
-        task_cls = ClassificationTask
-    else:
-        encoded = {}
-        for split, items in examples.items():
-            encoded[split], n_cut = encode_tagged_sentences(items, tokenizer, family, label_map, cfg.max_length, split)
-            if n_cut:
-                print(f"note: {n_cut} {split} words did not fit in --max_length {cfg.max_length} and are left out")
-        task_cls = TaggingTask
-    pad_id = getattr(tokenizer, "pad_id", 0)  # GPT has no pad token: padding sits after the last real token
-    return task_cls(encoded, pad_id, label_map.labels)
-
-
-def build_lm_task(cfg: FinetuneConfig, tokenizer, block_size: int):
-    """Next-token windows of --data (default: the plays), tokenized with the base's own tokenizer."""
-    texts = load_corpus(resolve_data_path(cfg.data), cfg.val_fraction, block_size)
-    fingerprint = fingerprint_tokenizer(tokenizer)
-    tokens = prepare_token_files(texts, tokenizer, cache_dir() / "tokens" / fingerprint[:16], fingerprint)
-    print(f"data: {len(tokens['train']):,} train / {len(tokens['val']):,} val tokens")
-    return PeftLanguageModelTask(tokens, block_size)
-
-
-def build_chat_task(cfg: FinetuneConfig, tokenizer, answer_end_ids, block_size: int) -> ChatTask:
-    """Conversations rendered with the base's chat template, only the answers scored (minilm/finetune/sft.py)."""
-    examples = read_examples(cfg)
-    max_length = min(cfg.max_length, block_size)
-    encoded = {}
-    for split, items in examples.items():
-        encoded[split], n_cut = encode_conversations(tokenizer, [e.messages for e in items], answer_end_ids,
-                                                     max_length)
-        if n_cut:
-            print(f"note: {n_cut} {split} conversation(s) longer than --max_length {max_length} tokens are left out")
-        if not encoded[split]:
-            raise FinetuneDataError(f"no {split} conversation fits in --max_length {max_length} tokens; raise it "
-                                    f"(the model reads up to {block_size})")
-    answers = sum(t != IGNORE_INDEX for e in encoded["train"] for t in e["targets"])
-    print(f"data: {len(encoded['train']):,} train / {len(encoded['val']):,} val conversations, {answers:,} "
-          "answer tokens to learn in train")
-    return ChatTask(encoded, getattr(tokenizer, "roles", {}).get("pad_token", 0))
-
 
 # ------------------------------------------------------------------------------------------ training
 
