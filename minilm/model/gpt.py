@@ -45,6 +45,11 @@ class GPT(TransformerModel):
         x = self.embed(input_ids, position_ids, kv_cache)  # (B, T, C)
         for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
             x = block(x, attention_mask, layer_cache)
+        return self.head(x, targets, last_only)
+
+    def head(self, x, targets=None, last_only: bool = False):
+        """The last hidden states (B, T, C) -> logits (B, T, vocab_size) through the final norm and the LM head,
+        and the next-token loss if targets are given."""
         if last_only:  # the head is the largest matrix product of a prompt: skip the rows nobody reads
             x = x[:, -1:]  # (B, 1, C)
         logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)

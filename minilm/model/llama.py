@@ -21,7 +21,6 @@ from .attention import LayerCache, MultiHeadAttention, build_allowed_mask
 from .blocks import Block, init_weights
 from .config import LlamaConfig
 from .gpt import GPT
-from .losses import next_token_loss
 from .rope import RotaryEmbedding, apply_rotary
 from .transformer import TransformerModel
 
@@ -132,11 +131,7 @@ class Llama(GPT):
         rotary = self.rotary(position_ids, x.dtype)  # cos, sin (B or 1, T, head_dim), shared by every layer
         for block, layer_cache in zip(self.blocks, self.layer_caches(kv_cache)):
             x = block(x, attention_mask, layer_cache, rotary=rotary)
-        if last_only:  # as in GPT.forward: generation reads the last position only
-            x = x[:, -1:]  # (B, 1, C)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, vocab_size)
-        loss = next_token_loss(logits, targets) if targets is not None else None
-        return logits, loss
+        return self.head(x, targets, last_only)  # GPT's: RMSNorm (ln_f), the LM head, the loss
 
     @torch.no_grad()
     def attention_maps(self, input_ids, attention_mask=None, position_ids=None) -> list[torch.Tensor]:
