@@ -21,8 +21,7 @@ than an instruction.
 
 from dataclasses import dataclass
 
-import torch
-
+from ..finetune.sft import greedy_reply
 from .assistant import UNKNOWN
 
 
@@ -95,17 +94,10 @@ class RagAssistant:
         return RagReply(generate(self.chat, prompt, self.max_new_tokens), sources, len(prompt))
 
 
-@torch.no_grad()
 def generate(chat, prompt: list[int], max_new_tokens: int) -> str:
     """The greedy answer to prompt ids, up to the end-of-turn token; what fits of the context."""
     max_new_tokens = min(max_new_tokens, chat.model.config.block_size - len(prompt))
-    ids = []
-    for token in chat.model.generate_tokens(torch.tensor([prompt]), max_new_tokens, 0.0,
-                                            eos_token_ids=chat.end_ids):  # each (1, 1)
-        if int(token) in chat.end_ids:
-            break
-        ids.append(int(token))
-    return chat.tokenizer.decode(ids).strip()
+    return greedy_reply(chat.model, chat.tokenizer, prompt, chat.end_ids, max_new_tokens).strip()
 
 
 def zero_shot(chat, question: str, max_new_tokens: int = 80) -> str:

@@ -163,7 +163,13 @@ def answer_loss(model, batches, device) -> float:
 def greedy_answer(model, tokenizer, question: str, end_ids, max_new_tokens: int) -> str:
     """The greedy answer of a chat model to one user message, up to its end-of-turn token (finetune.py predict)."""
     ids = tokenizer.apply_chat_template([{"role": "user", "content": question}], add_generation_prompt=True)
-    out = model.generate(torch.tensor([ids]), max_new_tokens, temperature=0.0, eos_token_ids=end_ids)  # (1, T + new)
-    answer = out[0, len(ids):].tolist()
+    return greedy_reply(model, tokenizer, ids, end_ids, max_new_tokens)
+
+
+def greedy_reply(model, tokenizer, prompt_ids: list[int], end_ids, max_new_tokens: int) -> str:
+    """The text a chat model writes greedily after prompt_ids (a rendered conversation), up to its end-of-turn
+    token, which is left out."""
+    out = model.generate(torch.tensor([prompt_ids]), max_new_tokens, temperature=0.0, eos_token_ids=end_ids)
+    answer = out[0, len(prompt_ids):].tolist()  # (1, T + new) -> the new ids
     cut = next((i for i, token in enumerate(answer) if token in end_ids), len(answer))
     return tokenizer.decode(answer[:cut])
